@@ -1,0 +1,30 @@
+"""quartdash: host live, server-push Dash apps on Quart.
+
+* :class:`Dash` — a drop-in ``dash.Dash`` that owns a Quart app (``app.asgi``).
+* :class:`DashBlueprint` — a Dash app as a Quart blueprint.
+
+Callbacks run as asyncio tasks; WebSocket callbacks stream ``set_props``,
+read the page with ``ctx.websocket.get_prop`` and run persistently per tab.
+"""
+
+__version__ = "0.1.0"
+
+from dash.exceptions import WebsocketDisconnected  # noqa: E402
+
+from .app import Dash  # noqa: E402
+from .blueprint import DashBlueprint  # noqa: E402
+from .config import WebSocketConfig  # noqa: E402
+from .handle import WebSocketHandle  # noqa: E402
+from .protocol import CloseCode, ErrorCode, ProtocolError  # noqa: E402
+
+__all__ = [
+    "CloseCode",
+    "Dash",
+    "DashBlueprint",
+    "ErrorCode",
+    "ProtocolError",
+    "WebSocketConfig",
+    "WebSocketHandle",
+    "WebsocketDisconnected",
+    "__version__",
+]

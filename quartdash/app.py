@@ -1,0 +1,63 @@
+"""``quartdash.Dash``: a drop-in for ``dash.Dash`` that owns a Quart app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Quart
+
+from .backend import QuartdashServer
+from .config import WebSocketConfig
+from .hosting import Host, HostedDash
+from .serve import install_shutdown_hooks, run
+
+
+class Dash(HostedDash):
+    """``dash.Dash``, served natively async by Quart.
+
+    Takes every ``dash.Dash`` keyword argument (``websocket_callbacks``,
+    ``websocket_allowed_origins``, ``websocket_inactivity_timeout``...) plus
+    quartdash's limits (``websocket_max_message_size`` and the others in
+    docs/reliability.md). ``server`` may be an existing Quart app to mount
+    on; by default a new one is made. Serve it with ``hypercorn module:asgi``
+    (``app.asgi`` is the Quart app, also ``app.server``) or ``app.run()``.
+    """
+
+    def __init__(self, name: str | None = None, server: Quart | bool = True,
+                 **kwargs: Any) -> None:
+        if "backend" in kwargs:
+            raise TypeError("quartdash.Dash is its own backend: drop the 'backend' argument")
+        ws_config = WebSocketConfig.pop_from(kwargs)
+        if name is None:
+            from dash._utils import get_caller_name
+
+            name = get_caller_name()
+        super().__init__(name=name, server=False, backend=QuartdashServer, **kwargs)
+        self.quartdash_host = Host(self, ws_config)
+        if server is False:
+            return  # call init_app(quart_app) later
+        target = server if isinstance(server, Quart) else self.server
+        self.init_app(target)
+
+    def init_app(self, app: Any = None, **kwargs: Any) -> None:
+        if app is not None and not isinstance(app, Quart):
+            raise TypeError(f"quartdash.Dash mounts on a Quart app, not {type(app).__name__}")
+        super().init_app(app, **kwargs)
+        install_shutdown_hooks(self.server)
+
+    @property
+    def asgi(self) -> Quart:
+        """The Quart (ASGI) application: ``hypercorn module:asgi``."""
+        return self.server
+
+    @property
+    def host(self) -> Host:
+        return self.quartdash_host
+
+    def run(self, host: str | None = None, port: int | str | None = None,  # type: ignore[override]
+            debug: bool | None = None, **kwargs: Any) -> None:
+        """Development server: hypercorn under the hood. Production: ``hypercorn module:asgi``."""
+        super().run(host=host, port=port, debug=debug, **kwargs)
+
+
+__all__ = ["Dash", "run"]

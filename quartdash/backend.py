@@ -1,0 +1,425 @@
+"""Dash's server-backend interface, implemented on a Quart app *or blueprint*.
+
+Dash builds its routes through a backend object (``dash.backends``). This
+one registers every route on a Quart *scaffold* — the app for the drop-in
+``quartdash.Dash``, a ``Blueprint`` for ``DashBlueprint`` — so several Dash
+apps can live side by side in one Quart app with no cross-talk: each
+blueprint carries its own error handlers, hooks and routes.
+
+Views are native coroutines: Dash's small synchronous views (layout,
+dependencies...) are called inline rather than sent to Quart's thread pool.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import mimetypes
+import pkgutil
+import sys
+import time
+from pathlib import Path
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from dash import _validate
+from dash._get_app import app_context
+from dash.backends.base_server import BaseDashServer, RequestAdapter, ResponseAdapter
+from dash.exceptions import InvalidResourceError, PreventUpdate
+from dash.fingerprint import check_fingerprint
+from quart import Blueprint, Quart, Response, g, has_request_context, jsonify, request
+from quart import redirect as quart_redirect
+from quart.helpers import send_from_directory
+from werkzeug.exceptions import HTTPException
+
+from . import http
+
+if TYPE_CHECKING:
+    import dash
+
+    from .hosting import Host
+
+log = logging.getLogger("quartdash")
+
+Scaffold = Quart | Blueprint
+
+WORKER_PATH = Path(__file__).parent / "static" / "quartdash-ws-worker.js"
+
+
+@functools.cache
+def worker_js() -> bytes:
+    """quartdash's SharedWorker source, read once."""
+    return WORKER_PATH.read_bytes()
+
+
+class QuartdashRequestAdapter(RequestAdapter):
+    """What Dash reads from the current HTTP request."""
+
+    @property
+    def context(self) -> Any:
+        if not has_request_context():
+            raise RuntimeError("No active request in context")
+        return g
+
+    @property
+    def root(self) -> str:
+        return request.root_url
+
+    @property
+    def args(self) -> Any:
+        return request.args
+
+    async def get_json(self) -> Any:  # type: ignore[override]
+        return await request.get_json()
+
+    @property
+    def is_json(self) -> bool:
+        return request.is_json
+
+    @property
+    def cookies(self) -> Any:
+        return request.cookies
+
+    @property
+    def headers(self) -> Any:
+        return request.headers
+
+    @property
+    def full_path(self) -> str:
+        return request.full_path
+
+    @property
+    def url(self) -> str:
+        return str(request.url)
+
+    @property
+    def remote_addr(self) -> Any:
+        return request.remote_addr
+
+    @property
+    def origin(self) -> Any:
+        return request.headers.get("origin")
+
+    @property
+    def path(self) -> str:
+        return request.path
+
+    def __call__(self) -> QuartdashRequestAdapter | None:  # type: ignore[override]
+        # Dash calls ``request_adapter()`` to get "the current request", and
+        # treats a false value as "none" (e.g. while running a WS callback).
+        return self if has_request_context() else None
+
+
+class QuartdashResponseAdapter(ResponseAdapter):
+    """Lets a callback set cookies and headers on its HTTP response."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.response = Response("", content_type="application/json")
+
+    @property
+    def callback_response(self) -> Response:
+        return self.response
+
+    def set_cookie(self, key: str, value: str = "", **kwargs: Any) -> None:
+        self.response.set_cookie(key, value, **kwargs)
+
+    def append_header(self, key: str, value: str) -> None:
+        self.response.headers.add(key, value)
+
+    def set_header(self, key: str, value: str) -> None:
+        self.response.headers.set(key, value)
+
+    def set_response(self, **kwargs: Any) -> Response:
+        self.response.set_data(kwargs.get("data", ""))
+        return self.response
+
+
+def _inline(view: Callable[..., Any], backend: QuartdashServer) -> Callable[..., Any]:
+    """Make a view a coroutine that runs with ``dash.get_app()`` bound to its app."""
+    if inspect.iscoroutinefunction(view):
+
+        @functools.wraps(view)
+        async def async_view(*args: Any, **kwargs: Any) -> Any:
+            app_context.set(backend.dash_app)
+            return await view(*args, **kwargs)
+
+        return async_view
+
+    @functools.wraps(view)
+    async def sync_view(*args: Any, **kwargs: Any) -> Any:
+        app_context.set(backend.dash_app)
+        result = view(*args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    return sync_view
+
+
+class QuartdashServer(BaseDashServer[Any]):
+    """The backend a :class:`~quartdash.hosting.Host` hands to ``dash.Dash``."""
+
+    server_type = "quart"  # Dash checks this name for its quart code paths
+    websocket_capability = True
+    request_adapter = QuartdashRequestAdapter()  # type: ignore[assignment]
+    response_adapter = QuartdashResponseAdapter
+
+    def __init__(self, server: Any) -> None:
+        super().__init__(server)
+        self.config: dict[str, Any] = {}
+        self.host: Host | None = None  # set by the Host before init_app
+        self.error_mode = "hide"  # "hide" | "prune" | "raise" (debug tracebacks)
+        self.timing = False
+        self._suite_cache: dict[tuple[str, str], tuple[bytes, str]] = {}
+
+    # -- creation -------------------------------------------------------------
+
+    @staticmethod
+    def create_app(name: str = "__main__", config: dict[str, Any] | None = None) -> Quart:
+        app = Quart(name)
+        app.config.update(config or {})
+        return app
+
+    @property
+    def scaffold(self) -> Scaffold:
+        return self.server
+
+    @property
+    def dash_app(self) -> dash.Dash:
+        assert self.host is not None, "QuartdashServer used without a quartdash Host"
+        return self.host.dash
+
+    # -- routes ---------------------------------------------------------------
+
+    def add_url_rule(
+        self,
+        rule: str,
+        view_func: Callable[..., Any],
+        endpoint: str | None = None,
+        methods: list[str] | None = None,
+    ) -> None:
+        # Blueprint endpoints may not contain dots ("_favicon.ico").
+        endpoint = (endpoint or rule).replace(".", "_")
+        self.scaffold.add_url_rule(
+            rule,
+            endpoint=endpoint,
+            view_func=_inline(view_func, self),
+            methods=methods or ["GET"],
+        )
+
+    def register_assets_blueprint(
+        self, blueprint_name: str, assets_url_path: str, assets_folder: str
+    ) -> None:
+        async def asset(filename: str) -> Response:
+            return await send_from_directory(assets_folder, filename)
+
+        self.scaffold.add_url_rule(
+            assets_url_path.rstrip("/") + "/<path:filename>",
+            endpoint=blueprint_name.replace(".", "_"),
+            view_func=asset,
+            methods=["GET"],
+        )
+
+    def setup_index(self, dash_app: dash.Dash) -> None:
+        async def index(*args: Any, **kwargs: Any) -> Response:
+            return Response(dash_app.index(*args, **kwargs), content_type="text/html")
+
+        dash_app._add_url("", index, methods=["GET"])
+
+    def setup_catchall(self, dash_app: dash.Dash) -> None:
+        async def catchall(path: str, *args: Any, **kwargs: Any) -> Response:
+            return Response(dash_app.index(*args, **kwargs), content_type="text/html")
+
+        dash_app._add_url("<path:path>", catchall, methods=["GET"])
+
+    def setup_component_suites(self, dash_app: dash.Dash) -> None:
+        async def serve(package_name: str, fingerprinted_path: str) -> Response:
+            return self.serve_component_suite(dash_app, package_name, fingerprinted_path)
+
+        dash_app._add_url(
+            "_dash-component-suites/<string:package_name>/<path:fingerprinted_path>", serve
+        )
+
+    def serve_component_suite(
+        self, dash_app: dash.Dash, package_name: str, fingerprinted_path: str
+    ) -> Response:
+        path_in_pkg, has_fingerprint = check_fingerprint(fingerprinted_path)
+        _validate.validate_js_path(dash_app.registered_paths, package_name, path_in_pkg)
+        key = (package_name, path_in_pkg)
+        cached = self._suite_cache.get(key)
+        if cached is None:
+            data = pkgutil.get_data(package_name, path_in_pkg)
+            if data is None or package_name not in sys.modules:
+                raise InvalidResourceError(f"{package_name}/{path_in_pkg} not found")
+            extension = "." + path_in_pkg.rsplit(".", 1)[-1]
+            mimetype = mimetypes.types_map.get(extension, "application/octet-stream")
+            cached = self._suite_cache[key] = (data, mimetype)
+        data, mimetype = cached
+        headers = {}
+        if has_fingerprint:
+            # The fingerprint changes with the file, so it may be cached forever.
+            headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        return Response(data, content_type=mimetype, headers=headers)
+
+    def setup_backend(self, dash_app: dash.Dash) -> None:
+        # quartdash's SharedWorker (static/), a drop-in for Dash's that also
+        # tells the server when a tab arrives and leaves.
+        async def ws_worker() -> Response:
+            return Response(worker_js(), content_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=31536000, immutable"})
+
+        self.scaffold.add_url_rule(
+            dash_app.config.routes_pathname_prefix + "_quartdash/ws-worker.js",
+            endpoint="_quartdash_ws_worker", view_func=ws_worker, methods=["GET"])
+
+    def serve_callback(self, dash_app: dash.Dash) -> Callable[..., Any]:
+        return http.make_dispatch_view(dash_app, self)
+
+    def serve_websocket_callback(self, dash_app: dash.Dash) -> None:
+        from . import websocket
+
+        rule = dash_app.config.routes_pathname_prefix + "_dash-ws-callback"
+        self.scaffold.add_websocket(
+            rule,
+            endpoint="_dash-ws-callback",
+            view_func=websocket.make_websocket_view(self.host),
+        )
+
+    def register_callback_api_routes(self, callback_api_paths: dict[str, Callable[..., Any]]) -> None:
+        for path, handler in callback_api_paths.items():
+            route = path if path.startswith("/") else f"/{path}"
+
+            async def api_view(handler: Callable[..., Any] = handler) -> Response:
+                data = await request.get_json()
+                result = handler(**data) if data else handler()
+                if inspect.isawaitable(result):
+                    result = await result
+                return jsonify(result)
+
+            self.scaffold.add_url_rule(
+                route,
+                endpoint=f"dash_callback_api_{path}".replace(".", "_"),
+                view_func=api_view,
+                methods=["POST"],
+            )
+
+    def add_redirect_rule(self, app: dash.Dash, fullname: str, path: str) -> None:
+        target = app.get_relative_path(path)
+
+        async def redirect_view() -> Response:
+            return quart_redirect(target, code=301)
+
+        self.scaffold.add_url_rule(fullname, endpoint=fullname.replace(".", "_"),
+                                   view_func=redirect_view)
+
+    # -- hooks and errors -----------------------------------------------------
+
+    def before_request(self, func: Callable[..., Any]) -> None:
+        self.scaffold.before_request(_inline(func, self))
+
+    def after_request(self, func: Callable[..., Any]) -> None:
+        hook = _inline(func, self)
+
+        async def after(response: Response) -> Response:
+            await hook()
+            return response
+
+        self.scaffold.after_request(after)
+
+    def register_error_handlers(self) -> None:
+        scaffold = self.scaffold
+
+        @scaffold.errorhandler(PreventUpdate)
+        async def prevent_update(_: PreventUpdate) -> tuple[str, int]:
+            return "", 204
+
+        @scaffold.errorhandler(InvalidResourceError)
+        async def invalid_resource(err: InvalidResourceError) -> tuple[str, int]:
+            return err.args[0], 404
+
+        @scaffold.errorhandler(Exception)
+        async def unhandled(error: Exception) -> Any:
+            if isinstance(error, HTTPException):
+                return error
+            where = f"{request.method} {request.path}" if has_request_context() else "websocket"
+            log.error("Exception on %s", where, exc_info=error)
+            if self.error_mode == "hide":
+                # Never leak a traceback (paths, code, secrets) unless debug is on.
+                return Response("Internal server error.", status=500, content_type="text/plain")
+            from dash.backends._utils import format_traceback_html
+
+            html = format_traceback_html(error, self.error_mode, "Quart Debugger", "quartdash")
+            return Response(html, status=500, content_type="text/html")
+
+        @scaffold.before_request
+        async def start_timing() -> None:
+            if self.timing:
+                g.timing_information = {"__dash_server": {"dur": time.time(), "desc": None}}
+
+        @scaffold.after_request
+        async def server_timing(response: Response) -> Response:
+            timing = getattr(g, "timing_information", None) if self.timing else None
+            if not timing:
+                return response
+            total = timing.get("__dash_server")
+            if total is not None:
+                total["dur"] = round((time.time() - total["dur"]) * 1000)
+            for name, info in timing.items():
+                value = name
+                if info.get("desc") is not None:
+                    value += f';desc="{info["desc"]}"'
+                if info.get("dur") is not None:
+                    value += f";dur={info['dur']}"
+                response.headers.add("Server-Timing", value)
+            return response
+
+    def register_prune_error_handler(self, secret: str, prune_errors: bool) -> None:
+        # The handler is registered once in register_error_handlers (a
+        # blueprint cannot take new handlers after registration); debug
+        # mode only switches what it shows.
+        self.error_mode = "prune" if prune_errors else "raise"
+
+    def register_timing_hooks(self, first_run: bool) -> None:
+        self.timing = True
+
+    def has_request_context(self) -> bool:
+        return has_request_context()
+
+    def enable_compression(self) -> None:
+        try:
+            from quart_compress import Compress  # type: ignore[import-not-found]
+        except ImportError as error:
+            raise ImportError(
+                "compress=True needs the quart_compress package: pip install quart-compress"
+            ) from error
+        if not isinstance(self.scaffold, Quart):
+            raise ValueError("compress=True on a DashBlueprint: enable it on the Quart app")
+        Compress(self.scaffold)
+
+    # -- responses ------------------------------------------------------------
+
+    def make_response(
+        self,
+        data: Any,
+        mimetype: str | None = None,
+        content_type: str | None = None,
+        status: int | None = None,
+    ) -> Response:
+        return Response(data, mimetype=mimetype, content_type=content_type, status=status)
+
+    def jsonify(self, obj: Any) -> Response:
+        return jsonify(obj)
+
+    # -- serving --------------------------------------------------------------
+
+    def run(self, dash_app: dash.Dash, host: str, port: int, debug: bool, **kwargs: Any) -> None:
+        from .serve import run
+
+        if not isinstance(self.scaffold, Quart):
+            raise RuntimeError(
+                "a DashBlueprint is served by the Quart app it is registered on: "
+                "run that app (e.g. `hypercorn module:asgi`)"
+            )
+        run(self.scaffold, host=host, port=int(port), debug=bool(debug))

@@ -1,0 +1,104 @@
+"""``DashBlueprint``: one Dash app as a Quart blueprint.
+
+Register several on one Quart app, at different prefixes, next to ordinary
+Quart routes: each carries its own layout, callbacks, assets, error handlers
+and WebSocket route, with no cross-talk::
+
+    live = DashBlueprint("live", __name__, url_prefix="/live", websocket_callbacks=True)
+    live.layout = html.Div(...)
+
+    @live.callback(Output("o", "children"), Input("b", "n_clicks"), websocket=True)
+    async def update(n): ...
+
+    asgi.register_blueprint(live)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from quart import Blueprint
+
+from .backend import QuartdashServer
+from .config import WebSocketConfig
+from .hosting import Host, HostedDash
+from .serve import install_shutdown_hooks
+
+# Attributes read and written on the Dash app rather than the blueprint.
+_DASH_ATTRIBUTES = frozenset({"layout", "title", "index_string", "validation_layout",
+                              "update_title", "_favicon"})
+
+
+class DashBlueprint(Blueprint):
+    def __init__(self, name: str, import_name: str, url_prefix: str | None = None,
+                 **dash_kwargs: Any) -> None:
+        super().__init__(name, import_name, url_prefix=url_prefix)
+        for key in ("server", "backend", "url_base_pathname", "routes_pathname_prefix"):
+            if key in dash_kwargs:
+                raise TypeError(f"DashBlueprint sets {key!r} itself; use url_prefix")
+        prefix = "/" + (url_prefix or "").strip("/")
+        self._mount_prefix = prefix.rstrip("/")
+        ws_config = WebSocketConfig.pop_from(dash_kwargs)
+        requests_prefix = dash_kwargs.pop("requests_pathname_prefix", None)
+        if requests_prefix is None:
+            requests_prefix = prefix.rstrip("/") + "/"
+        object.__setattr__(self, "dash", HostedDash(
+            name=import_name,
+            server=False,
+            backend=QuartdashServer,
+            routes_pathname_prefix="/",
+            requests_pathname_prefix=requests_prefix,
+            **dash_kwargs,
+        ))
+        self.host = Host(self.dash, ws_config)
+        self.dash.init_app(self)
+
+    # -- the Dash side ---------------------------------------------------------------
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names the blueprint lacks: the Dash app's API
+        # (get_asset_url, get_relative_path, enable_dev_tools, callback_map...).
+        if name == "dash":
+            raise AttributeError(name)
+        return getattr(self.dash, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _DASH_ATTRIBUTES:
+            setattr(self.dash, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def callback(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        """``dash.Dash.callback`` for this blueprint's app (``websocket=``, ``persistent=``...)."""
+        return self.dash.callback(*args, **kwargs)
+
+    def clientside_callback(self, clientside_function: Any, *args: Any, **kwargs: Any) -> None:
+        self.dash.clientside_callback(clientside_function, *args, **kwargs)
+
+    # -- WebSocket hooks (the Quart-native spelling of dash.hooks.websocket_*) -----------
+
+    def websocket_connect(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Register ``func(ws)`` to accept or reject each connection of this app.
+
+        Return ``False`` (close 4001) or ``(code, reason)`` to reject; may be async.
+        """
+        self.host.connect_hooks.append(func)
+        return func
+
+    def websocket_message(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Register ``func(ws, message)`` run on every inbound message; same contract."""
+        self.host.own_message_hooks.append(func)
+        return func
+
+    # -- registration ---------------------------------------------------------------------
+
+    def register(self, app: Any, options: dict[str, Any]) -> None:
+        url_prefix = options.get("url_prefix")
+        if url_prefix is not None and url_prefix.rstrip("/") != self._mount_prefix:
+            raise ValueError(
+                f"DashBlueprint {self.name!r} was built for url_prefix={self._mount_prefix!r}; "
+                f"it cannot be registered at {url_prefix!r} (the page needs its own URLs)"
+            )
+        install_shutdown_hooks(app)
+        super().register(app, options)

@@ -1,0 +1,520 @@
+"""SessionBroker: one per WebSocket connection, multiplexing every tab on it.
+
+It owns, for its connection:
+
+* the :class:`~quartdash.outbox.Outbox` and the one sender task draining it;
+* the pending ``get_prop`` futures, keyed by request id;
+* every callback task it started (:class:`Run`), grouped by renderer (tab);
+* the persistent callbacks of each renderer, started on its first contact.
+
+and shuts all of it down in order (close frame, wake waiters, end runs) so
+that nothing outlives the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from dash import Patch
+from dash.exceptions import PreventUpdate, WebsocketDisconnected
+
+from . import protocol, signals
+from .execute import run_callback, websocket_context
+from .handle import WebSocketHandle
+from .outbox import Outbox, OutboxOverflow
+from .protocol import CloseCode, ErrorCode, Message, ProtocolError
+
+if TYPE_CHECKING:
+    from .hosting import Host
+
+log = logging.getLogger("quartdash.broker")
+
+_PREVENT_UPDATE = {"status": "prevent_update"}
+
+
+class Transport(Protocol):
+    """The socket under a broker: Quart's websocket, or a test double."""
+
+    async def receive(self) -> str | bytes: ...
+    async def send(self, text: str) -> None: ...
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+@dataclass(eq=False, slots=True)
+class Renderer:
+    """One tab (one dash-renderer instance) on the connection."""
+
+    id: str
+    runs: set[Run] = field(default_factory=set)
+    persistent: dict[str, Run] = field(default_factory=dict)
+    left: bool = False
+
+
+@dataclass(eq=False, slots=True)
+class Run:
+    """One running callback and the requests waiting for its response."""
+
+    renderer: Renderer
+    callback_id: str
+    persistent: bool
+    request_ids: list[str]
+    task: asyncio.Task[None] | None = None
+    lingering: bool = False  # called ws.close(): may finish its cleanup
+
+
+class SessionBroker:
+    def __init__(self, host: Host, transport: Transport, connection: dict[str, Any]) -> None:
+        self.host = host
+        self.config = host.config
+        self.transport = transport
+        self.connection = connection
+        self.loop = asyncio.get_running_loop()
+        self.thread_id = threading.get_ident()
+        self.outbox = Outbox(self.config.max_pending)
+        self.renderers: dict[str, Renderer] = {}
+        self.runs: dict[str, Run] = {}  # request id (or a synthetic one) -> run
+        self.pending_props: dict[str, tuple[asyncio.Future[Any], Renderer]] = {}
+        self.closed = False
+        self.close_code: int | None = None
+        self.frames_sent = 0
+        self.messages_received = 0
+        self._close_request: tuple[int, str] | None = None
+        self._close_sent = asyncio.Event()
+        self._ids = itertools.count(1)
+        self._serve_task: asyncio.Task[Any] | None = None
+        self._sender: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._persistent_ids = host.persistent_callback_ids()
+        # Flood control: a token bucket refilled at max_messages_per_second.
+        self._rate = float(self.config.max_messages_per_second)
+        self._tokens = self._rate * 2
+        self._tokens_at = self.loop.time()
+        # Inactivity: one timer, re-armed lazily, not a polling loop.
+        self._last_activity = self.loop.time()
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    # -- the connection's life -----------------------------------------------------
+
+    async def serve(self) -> None:
+        """Read frames until the client leaves or the server closes; then shut down."""
+        self._serve_task = asyncio.current_task()
+        self._sender = asyncio.create_task(self._send_loop(), name="quartdash-sender")
+        self._arm_idle_timer()
+        self.host.brokers.add(self)
+        signals.emit(signals.session_connected, self.host, broker=self)
+        try:
+            while self._close_request is None:
+                data = await self.transport.receive()
+                await self.on_frame(data)
+        except asyncio.CancelledError:
+            if self._close_request is None:
+                raise  # the client went away, or the server is stopping
+            # We cancelled ourselves to leave receive(): that is a close.
+            if self._serve_task is not None:
+                self._serve_task.uncancel()
+        finally:
+            await self._shutdown()
+
+    def request_close(self, code: int, reason: str) -> None:
+        """Close the connection soon, from any task on the loop."""
+        if self._close_request is not None or self.closed:
+            return
+        self._close_request = (code, reason)
+        task = self._serve_task
+        if task is not None and task is not asyncio.current_task() and not task.done():
+            task.cancel()
+
+    async def close(self, code: int = 1000, reason: str = "Connection closed") -> None:
+        """``ws.close()``: the calling callback lingers to clean up; others are cancelled."""
+        current = asyncio.current_task()
+        for run in self.runs.values():
+            if run.task is current:
+                run.lingering = True
+        self.request_close(code, reason)
+        if self._serve_task is not None:
+            await self._close_sent.wait()
+
+    async def _shutdown(self) -> None:
+        self.closed = True
+        self.outbox.close()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        if self._close_request is not None:
+            self.close_code, reason = self._close_request
+            try:
+                async with asyncio.timeout(2):
+                    await self.transport.close(self.close_code, reason)
+            except (TimeoutError, OSError, RuntimeError) as exc:
+                log.debug("close frame not sent: %r", exc)
+        self._close_sent.set()
+        for future, _ in self.pending_props.values():
+            if not future.done():
+                future.set_exception(WebsocketDisconnected("the connection closed"))
+        self.pending_props.clear()
+        if self._sender is not None:
+            self._sender.cancel()
+        await self._end_runs(list(self.runs.values()), self.host.shutdown_grace)
+        if self._background:
+            await asyncio.wait(self._background, timeout=self.config.shutdown_grace)
+        self.host.brokers.discard(self)
+        signals.emit(signals.session_disconnected, self.host, broker=self, code=self.close_code)
+
+    async def _end_runs(self, runs: list[Run], grace: float) -> None:
+        """End runs the way the seed promises.
+
+        Event-triggered callbacks get ``CancelledError`` at once. Persistent
+        ones (and one that called ``ws.close()``) see ``is_shutdown`` and get
+        ``grace`` seconds to leave their loop and clean up, then are cancelled.
+        """
+        tasks = [run.task for run in runs if run.task is not None and not run.task.done()]
+        if not tasks:
+            return
+        for run in runs:
+            if run.task is not None and not (run.persistent or run.lingering):
+                run.task.cancel()
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=grace)
+
+    # -- inbound --------------------------------------------------------------------
+
+    async def on_frame(self, data: str | bytes) -> None:
+        if len(data) > self.config.max_message_size:
+            self.request_close(
+                CloseCode.MESSAGE_TOO_BIG,
+                f"frame of {len(data)} bytes exceeds {self.config.max_message_size}",
+            )
+            return
+        try:
+            messages, errors = protocol.parse_frame(data, max_batch=self.config.max_batch)
+        except ProtocolError as error:
+            self.send_error(error)
+            return
+        for error in errors:
+            self.send_error(error)
+        hooks = self.host.message_hooks()
+        for message in messages:
+            if not self._take_token():
+                self.request_close(CloseCode.FLOOD, "too many messages per second")
+                signals.emit(signals.connection_rejected, self.host, reason="limit",
+                             code=CloseCode.FLOOD, detail="flood", broker=self)
+                return
+            if hooks and not await self._run_message_hooks(hooks, message):
+                return
+            self.dispatch(message)
+
+    def _take_token(self) -> bool:
+        now = self.loop.time()
+        self._tokens = min(self._rate * 2, self._tokens + (now - self._tokens_at) * self._rate)
+        self._tokens_at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    async def _run_message_hooks(self, hooks: list[Callable[..., Any]], message: Message) -> bool:
+        raw = message.raw if message.raw is not None else {"type": message.type}
+        verdict = await self.host.run_hooks(hooks, self.connection_object, raw)
+        if verdict is None:
+            return True
+        code, reason = verdict
+        if code == 0:  # a hook may refuse one message without closing
+            self.send_error(ProtocolError(ErrorCode.REJECTED, reason,
+                                          renderer_id=message.renderer_id,
+                                          request_id=message.request_id))
+            return False
+        self.request_close(code, reason)
+        signals.emit(signals.connection_rejected, self.host, reason="hook", code=code,
+                     detail=reason, broker=self)
+        return False
+
+    @property
+    def connection_object(self) -> Any:
+        """What hooks receive as their ``ws`` argument (Quart's websocket)."""
+        return self.connection.get("websocket")
+
+    def dispatch(self, message: Message) -> None:
+        kind = message.type
+        self.messages_received += 1
+        if kind == protocol.HEARTBEAT:
+            self.outbox.push(protocol.HEARTBEAT_ACK_FRAME)
+            return
+        self._last_activity = self.loop.time()
+        if kind == protocol.RENDERER_LEFT:
+            self.renderer_left(message.renderer_id)
+            return
+        renderer = self.renderer(message.renderer_id)
+        if renderer is None:
+            return
+        if kind == protocol.CALLBACK_REQUEST:
+            self.start_request(renderer, message)
+        elif kind == protocol.GET_PROPS_RESPONSE:
+            self.resolve_prop(renderer, message)
+        # RENDERER_JOINED: first contact already handled by self.renderer()
+
+    # -- renderers ------------------------------------------------------------------
+
+    def renderer(self, renderer_id: str) -> Renderer | None:
+        """The renderer with this id; its first contact starts its persistent callbacks."""
+        renderer = self.renderers.get(renderer_id)
+        if renderer is not None:
+            return renderer
+        if len(self.renderers) >= self.config.max_renderers:
+            self.send_error(ProtocolError(ErrorCode.TOO_MANY_RENDERERS,
+                                          f"more than {self.config.max_renderers} tabs on one "
+                                          "connection", renderer_id=renderer_id))
+            return None
+        renderer = self.renderers[renderer_id] = Renderer(renderer_id)
+        signals.emit(signals.renderer_joined, self.host, broker=self, renderer_id=renderer_id)
+        for callback_id in self._persistent_ids:
+            self._start_persistent(renderer, callback_id, [])
+        return renderer
+
+    def renderer_left(self, renderer_id: str) -> None:
+        renderer = self.renderers.pop(renderer_id, None)
+        if renderer is None:
+            return
+        renderer.left = True
+        for request_id, (future, owner) in list(self.pending_props.items()):
+            if owner is renderer:
+                del self.pending_props[request_id]
+                if not future.done():
+                    future.set_exception(WebsocketDisconnected("the tab went away"))
+        signals.emit(signals.renderer_left, self.host, broker=self, renderer_id=renderer_id)
+        if renderer.runs:
+            self._in_background(self._end_runs(list(renderer.runs), self.config.shutdown_grace))
+
+    def _in_background(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- callbacks ------------------------------------------------------------------
+
+    def start_request(self, renderer: Renderer, message: Message) -> None:
+        request_id = message.request_id
+        assert request_id is not None
+        payload = message.payload
+        callback_id = payload["output"]
+
+        def refuse(code: ErrorCode, why: str) -> None:
+            self.outbox.push(protocol.callback_response_frame(
+                renderer.id, request_id, {"status": "error", "code": code.value, "message": why}))
+
+        if request_id in self.runs:
+            self.send_error(ProtocolError(ErrorCode.DUPLICATE_REQUEST,
+                                          f"request {request_id!r} is already running",
+                                          renderer_id=renderer.id, request_id=request_id))
+            return
+        spec = self.host.callback_spec(callback_id)
+        if spec is None:
+            refuse(ErrorCode.UNKNOWN_CALLBACK, f"no callback {callback_id!r} in this app")
+            return
+        if not (self.config.enabled or spec.get("websocket")):
+            refuse(ErrorCode.NOT_WEBSOCKET,
+                   f"callback {callback_id!r} is not WebSocket-enabled: pass websocket=True "
+                   "to the callback or websocket_callbacks=True to the app")
+            return
+        for key in ("inputs", "state"):
+            got, want = len(payload.get(key, [])), len(spec.get(key, []))
+            if got != want:
+                refuse(ErrorCode.BAD_MESSAGE,
+                       f"callback {callback_id!r} takes {want} {key}, the request has {got}")
+                return
+        if callback_id in self._persistent_ids:
+            running = renderer.persistent.get(callback_id)
+            if running is not None:
+                running.request_ids.append(request_id)  # no second instance
+                self.runs[request_id] = running
+            else:
+                self._start_persistent(renderer, callback_id, [request_id], payload)
+            return
+        if len(self.runs) >= self.config.max_concurrent_callbacks:
+            refuse(ErrorCode.TOO_MANY_CALLBACKS,
+                   f"more than {self.config.max_concurrent_callbacks} callbacks running on "
+                   "this connection")
+            return
+        run = Run(renderer, callback_id, False, [request_id])
+        self._launch(run, request_id, payload)
+
+    def _start_persistent(
+        self,
+        renderer: Renderer,
+        callback_id: str,
+        request_ids: list[str],
+        payload: dict[str, Any] | None = None,
+    ) -> None:
+        if len(self.runs) >= self.config.max_concurrent_callbacks:
+            log.warning("persistent callback %s not started: connection at its callback limit",
+                        callback_id)
+            return
+        run = Run(renderer, callback_id, True, request_ids)
+        renderer.persistent[callback_id] = run
+        key = request_ids[0] if request_ids else f"persistent-{next(self._ids)}"
+        body = payload or {"output": callback_id, "outputs": [], "inputs": [], "state": [],
+                           "changedPropIds": []}
+        self._launch(run, key, body)
+
+    def _launch(self, run: Run, key: str, payload: dict[str, Any]) -> None:
+        self.runs[key] = run
+        run.renderer.runs.add(run)
+        run.task = asyncio.create_task(self._execute(run, payload), name=f"quartdash:{key}")
+
+    async def _execute(self, run: Run, payload: dict[str, Any]) -> None:
+        renderer = run.renderer
+        handle = WebSocketHandle(self, renderer)
+        ctx = websocket_context(payload, handle=handle, response=self.host.response_adapter(),
+                                connection=self.connection)
+        started = self.loop.time()
+        started_signal = signals.persistent_started if run.persistent else signals.callback_started
+        signals.emit(started_signal, self.host, broker=self, renderer_id=renderer.id,
+                     callback_id=run.callback_id)
+        reply: Callable[[str], bytes] | None = None
+        try:
+            data = await run_callback(self.host.dash, payload, ctx, self.host.executor)
+            reply = lambda rid: protocol.callback_ok_frame(renderer.id, rid, data)  # noqa: E731
+            status = "ok"
+        except (PreventUpdate, WebsocketDisconnected):
+            reply = lambda rid: protocol.callback_response_frame(  # noqa: E731
+                renderer.id, rid, _PREVENT_UPDATE)
+            status = "prevent_update"
+        except Exception as error:
+            log.error("WebSocket callback %s failed", run.callback_id, exc_info=error)
+            failure = self._failure_payload(error)
+            reply = lambda rid: protocol.callback_response_frame(  # noqa: E731
+                renderer.id, rid, failure)
+            signals.emit(signals.callback_failed, self.host, broker=self,
+                         renderer_id=renderer.id, callback_id=run.callback_id,
+                         duration=self.loop.time() - started, error=error)
+            status = "error"
+        finally:
+            self._forget(run)
+            duration = self.loop.time() - started
+            if run.persistent:
+                signals.emit(signals.persistent_stopped, self.host, broker=self,
+                             renderer_id=renderer.id, callback_id=run.callback_id,
+                             duration=duration)
+        if status != "error":
+            signals.emit(signals.callback_finished, self.host, broker=self,
+                         renderer_id=renderer.id, callback_id=run.callback_id,
+                         duration=duration, status=status)
+        if reply is not None and not (self.closed or renderer.left):
+            for request_id in run.request_ids:
+                self._push(reply(request_id))
+
+    def _failure_payload(self, error: Exception) -> dict[str, Any]:
+        if self.host.debug:
+            detail = "".join(traceback.format_exception(error))
+            return {"status": "error", "message": f"{type(error).__name__}: {error}\n\n{detail}"}
+        # Outside debug mode the client learns that it failed, never how.
+        return {"status": "error", "message": "Callback error (see the server log)"}
+
+    def _forget(self, run: Run) -> None:
+        for request_id in run.request_ids:
+            self.runs.pop(request_id, None)
+        for key, value in list(self.runs.items()):
+            if value is run:
+                del self.runs[key]
+        run.renderer.runs.discard(run)
+        if run.persistent and run.renderer.persistent.get(run.callback_id) is run:
+            del run.renderer.persistent[run.callback_id]
+
+    # -- set_props and get_prop -------------------------------------------------------
+
+    def push_prop(self, renderer: Renderer, component_id: str, prop: str, value: Any) -> None:
+        if self.closed or renderer.left:
+            return
+        frame = protocol.set_props_frame(renderer.id, component_id, {prop: value})
+        try:
+            self.outbox.push_prop((renderer.id, component_id, prop), frame,
+                                  is_patch=isinstance(value, Patch))
+        except OutboxOverflow as overflow:
+            self.request_close(CloseCode.SLOW_CONSUMER, str(overflow))
+
+    def _push(self, frame: bytes) -> None:
+        try:
+            self.outbox.push(frame)
+        except OutboxOverflow as overflow:
+            self.request_close(CloseCode.SLOW_CONSUMER, str(overflow))
+
+    async def get_prop(self, renderer: Renderer, component_id: str, prop: str,
+                       timeout: float) -> Any:
+        if self.closed or renderer.left:
+            raise WebsocketDisconnected("the connection is closed")
+        request_id = f"p{next(self._ids)}"
+        future: asyncio.Future[Any] = self.loop.create_future()
+        self.pending_props[request_id] = (future, renderer)
+        self._push(protocol.get_props_request_frame(renderer.id, request_id, component_id, [prop]))
+        try:
+            async with asyncio.timeout(timeout):
+                values = await future
+        except TimeoutError:
+            raise TimeoutError(
+                f"get_prop({component_id!r}, {prop!r}): no answer within {timeout} s"
+            ) from None
+        finally:
+            self.pending_props.pop(request_id, None)
+        return values.get(prop) if isinstance(values, dict) else None
+
+    def resolve_prop(self, renderer: Renderer, message: Message) -> None:
+        pending = self.pending_props.pop(message.request_id or "", None)
+        if pending is None or pending[1] is not renderer or pending[0].done():
+            self.send_error(ProtocolError(
+                ErrorCode.UNKNOWN_REQUEST,
+                f"no get_props request {message.request_id!r} is waiting for an answer",
+                renderer_id=renderer.id, request_id=message.request_id))
+            return
+        pending[0].set_result(message.payload)
+
+    def send_error(self, error: ProtocolError) -> None:
+        self._push(protocol.error_frame(error))
+
+    # -- outbound -----------------------------------------------------------------------
+
+    async def _send_loop(self) -> None:
+        outbox, send, timeout = self.outbox, self.transport.send, self.config.send_timeout
+        while True:
+            await outbox.wait()
+            if outbox.closed:
+                return
+            frames = outbox.drain()
+            text = protocol.batch(frames).decode()
+            try:
+                async with asyncio.timeout(timeout):
+                    await send(text)
+            except TimeoutError:
+                self.request_close(CloseCode.SLOW_CONSUMER,
+                                   f"a send blocked for more than {timeout} s")
+                return
+            self.frames_sent += 1
+            self._last_activity = self.loop.time()
+
+    # -- inactivity ----------------------------------------------------------------------
+
+    def _arm_idle_timer(self, delay: float | None = None) -> None:
+        timeout = self.config.inactivity_timeout / 1000
+        if timeout <= 0 or self.closed:
+            return
+        self._idle_timer = self.loop.call_later(timeout if delay is None else delay,
+                                                self._check_idle)
+
+    def _check_idle(self) -> None:
+        timeout = self.config.inactivity_timeout / 1000
+        idle = self.loop.time() - self._last_activity
+        if idle >= timeout:
+            self.request_close(CloseCode.REJECTED, "Inactivity timeout")
+        else:
+            self._arm_idle_timer(timeout - idle)
+
+    def __repr__(self) -> str:
+        return (f"<SessionBroker renderers={len(self.renderers)} runs={len(self.runs)} "
+                f"closed={self.closed}>")

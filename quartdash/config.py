@@ -1,0 +1,84 @@
+"""WebSocket settings of one hosted Dash app, with their documented defaults.
+
+Every limit here is listed in docs/reliability.md; change both together.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+# Keyword arguments dash.Dash itself accepts; they are passed through to it.
+DASH_WEBSOCKET_KWARGS = (
+    "websocket_callbacks",
+    "websocket_allowed_origins",
+    "websocket_inactivity_timeout",
+    "websocket_heartbeat_interval",
+    "websocket_batch_delay",
+    "websocket_max_workers",
+)
+
+
+@dataclass(slots=True)
+class WebSocketConfig:
+    enabled: bool = False
+    """``websocket_callbacks``: every callback uses the WebSocket."""
+    allowed_origins: list[str] = field(default_factory=list)
+    """Origins allowed besides the page's own; ``*`` wildcards allowed."""
+    allow_missing_origin: bool = False
+    """Accept a handshake without an ``Origin`` header (non-browser clients)."""
+    inactivity_timeout: int = 300_000
+    """ms without a non-heartbeat message either way before closing (0: never)."""
+    heartbeat_interval: int = 30_000
+    """ms between the worker's heartbeats."""
+    max_workers: int = min(32, (os.cpu_count() or 1) + 4)
+    """Threads for synchronous callbacks (HTTP and WebSocket), shared by the app."""
+    max_message_size: int = 1_048_576
+    """Largest inbound frame in bytes; larger closes with 1008."""
+    max_batch: int = 100
+    """Most messages in one inbound frame."""
+    max_messages_per_second: int = 200
+    """Inbound messages per second per connection (burst: twice this); more closes 4008."""
+    max_concurrent_callbacks: int = 64
+    """Callbacks running at once on one connection (persistent ones included)."""
+    max_renderers: int = 64
+    """Tabs one connection may carry."""
+    max_pending: int = 10_000
+    """Outbound frames waiting for a slow client after coalescing; more closes 4009."""
+    send_timeout: float = 30.0
+    """Seconds one send may block on a client that stopped reading; then close 4009."""
+    shutdown_grace: float = 5.0
+    """Seconds callbacks get to run their cleanup after cancellation."""
+
+    @classmethod
+    def pop_from(cls, kwargs: dict[str, Any]) -> WebSocketConfig:
+        """Build from ``websocket_*`` keyword arguments, removing quartdash-only ones."""
+        config = cls()
+        names = {f.name for f in fields(cls)}
+        for key in list(kwargs):
+            if not key.startswith("websocket_"):
+                continue
+            name = key.removeprefix("websocket_")
+            if name == "callbacks":
+                name = "enabled"
+            if name == "batch_delay":
+                continue  # Dash's sender timer; quartdash batches what is ready, no delay
+            if name not in names:
+                raise TypeError(f"unknown option {key!r}")
+            value = kwargs[key] if key in DASH_WEBSOCKET_KWARGS else kwargs.pop(key)
+            if value is not None:
+                setattr(config, name, value)
+        config.allowed_origins = list(config.allowed_origins or [])
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        positive = ("max_workers", "max_message_size", "max_batch", "max_messages_per_second",
+                    "max_concurrent_callbacks", "max_renderers", "max_pending", "send_timeout",
+                    "heartbeat_interval")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"websocket_{name} must be positive, got {getattr(self, name)!r}")
+        if self.inactivity_timeout < 0:
+            raise ValueError("websocket_inactivity_timeout must be >= 0 (0 disables it)")

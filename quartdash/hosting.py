@@ -1,0 +1,134 @@
+"""Host: one Dash app as quartdash serves it.
+
+Ties together what both front doors (:class:`quartdash.Dash` and
+:class:`quartdash.DashBlueprint`) share: the ``dash.Dash`` object, its
+WebSocket settings, the thread pool for ``def`` callbacks, the connection
+hooks and the set of live session brokers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import dash
+from dash._callback import GLOBAL_CALLBACK_MAP
+
+from . import __version__
+from .backend import QuartdashResponseAdapter, QuartdashServer
+from .config import WebSocketConfig
+from .protocol import CloseCode
+
+if TYPE_CHECKING:
+    from .broker import SessionBroker
+
+log = logging.getLogger("quartdash")
+
+Hook = Callable[..., Any]
+
+# Every Host in the process, so a server shutdown can close all sessions.
+live_hosts: weakref.WeakSet[Host] = weakref.WeakSet()
+
+
+class HostedDash(dash.Dash):
+    """``dash.Dash`` wired to quartdash: its own backend and SharedWorker."""
+
+    quartdash_host: Host
+
+    def _get_worker_url(self) -> str:
+        config = self.quartdash_host.config
+        return (
+            f"{self.config.requests_pathname_prefix}_quartdash/ws-worker.js"
+            f"?v={__version__}&heartbeat={config.heartbeat_interval}"
+            f"&inactivity={config.inactivity_timeout}"
+        )
+
+
+class Host:
+    def __init__(self, dash_app: dash.Dash, config: WebSocketConfig) -> None:
+        self.dash = dash_app
+        self.config = config
+        self.executor = ThreadPoolExecutor(
+            max_workers=config.max_workers, thread_name_prefix="quartdash-callback"
+        )
+        self.brokers: set[SessionBroker] = set()
+        self.connect_hooks: list[Hook] = []
+        self.own_message_hooks: list[Hook] = []
+        self.shutdown_grace = config.shutdown_grace
+        backend = dash_app.backend
+        assert isinstance(backend, QuartdashServer)
+        backend.host = self
+        dash_app.quartdash_host = self  # type: ignore[attr-defined]
+        live_hosts.add(self)
+
+    # -- what the broker asks ---------------------------------------------------------
+
+    @property
+    def debug(self) -> bool:
+        """True when dev tools are on: tracebacks may reach the browser."""
+        return bool(self.dash._dev_tools.get("ui")) or self.dash.backend.error_mode != "hide"
+
+    def callback_spec(self, callback_id: str) -> dict[str, Any] | None:
+        spec = self.dash.callback_map.get(callback_id)
+        if spec is None and callback_id in GLOBAL_CALLBACK_MAP:
+            self.dash._setup_server()  # a dash.callback not yet adopted by the app
+            spec = self.dash.callback_map.get(callback_id)
+        return spec
+
+    def persistent_callback_ids(self) -> list[str]:
+        self.dash._setup_server()
+        return [spec["output"] for spec in self.dash._callback_list if spec.get("persistent")]
+
+    def response_adapter(self) -> QuartdashResponseAdapter:
+        return QuartdashResponseAdapter()
+
+    def message_hooks(self) -> list[Hook]:
+        return [*self.dash._hooks.get_hooks("websocket_message"), *self.own_message_hooks]
+
+    def all_connect_hooks(self) -> list[Hook]:
+        return [*self.dash._hooks.get_hooks("websocket_connect"), *self.connect_hooks]
+
+    async def run_hooks(self, hooks: list[Hook], ws: Any, *args: Any) -> tuple[int, str] | None:
+        """Dash's hook contract: ``False`` rejects with 4001, ``(code, reason)``
+        rejects with that code, anything else accepts; a hook that raises rejects
+        (the error is logged, not sent)."""
+        for hook in hooks:
+            try:
+                result = hook(ws, *args)
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception:
+                log.exception("WebSocket hook %r raised; rejecting", hook)
+                return (CloseCode.REJECTED, "Rejected")
+            if result is False:
+                return (CloseCode.REJECTED, "Rejected by hook")
+            if isinstance(result, tuple) and len(result) == 2:
+                return (int(result[0]), str(result[1]))
+        return None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def close_all(self, code: int = CloseCode.GOING_AWAY, reason: str = "Server shutdown",
+                        grace: float | None = None) -> None:
+        """Close every session of this app and wait for their callbacks to end."""
+        if grace is not None:
+            self.shutdown_grace = grace
+        brokers = list(self.brokers)
+        for broker in brokers:
+            broker.request_close(code, reason)
+        tasks = [b._serve_task for b in brokers if b._serve_task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=(grace or self.config.shutdown_grace) * 2 + 1)
+
+
+async def close_all_sessions(code: int = CloseCode.GOING_AWAY, reason: str = "Server shutdown",
+                             grace: float = 2.0) -> None:
+    """Close every quartdash session in this process (server shutdown)."""
+    hosts = list(live_hosts)
+    if hosts:
+        await asyncio.gather(*(host.close_all(code, reason, grace) for host in hosts))

@@ -1,0 +1,86 @@
+"""A connection's outbound buffer: ordered, bounded, coalescing.
+
+Frames are encoded once, when they are produced. While a ``set_props`` frame
+for a (renderer, component, property) waits to be sent, a newer full value
+for the same key replaces it (and takes the newer position, so "latest wins"
+also holds against other keys). ``Patch`` values are never merged or
+dropped by a later patch: they wait in order; a full value drops the unsent
+patches before it, since it overwrites what they would have changed.
+
+So a client that reads slower than its callbacks push costs the server one
+frame per distinct key, not one per push; only patches and one-off frames
+(responses, get_props requests) count towards ``max_pending``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Hashable
+
+
+class OutboxOverflow(Exception):
+    """More frames wait to be sent than the connection's limit allows."""
+
+
+class Outbox:
+    __slots__ = ("_entries", "_max_pending", "_patches", "_ready", "_seq", "closed")
+
+    def __init__(self, max_pending: int) -> None:
+        # key -> frame; dict order is send order. Keys are either a
+        # (renderer, component, prop) tuple (coalescable) or an int (not).
+        self._entries: dict[Hashable, bytes] = {}
+        self._patches: dict[tuple[str, str, str], list[int]] = {}
+        self._seq = itertools.count()
+        self._max_pending = max_pending
+        self._ready = asyncio.Event()
+        self.closed = False
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def push(self, frame: bytes) -> None:
+        """Queue a frame that is never coalesced (responses, requests, errors)."""
+        self._put(next(self._seq), frame)
+
+    def push_prop(self, key: tuple[str, str, str], frame: bytes, *, is_patch: bool) -> None:
+        """Queue a ``set_props`` frame for one (renderer, component, property)."""
+        if is_patch:
+            seq = next(self._seq)
+            self._patches.setdefault(key, []).append(seq)
+            self._put(seq, frame)
+            return
+        for seq in self._patches.pop(key, ()):
+            self._entries.pop(seq, None)
+        # Delete first so the new value moves to the end of the send order.
+        self._entries.pop(key, None)
+        self._put(key, frame)
+
+    def _put(self, key: Hashable, frame: bytes) -> None:
+        if self.closed:
+            return
+        if len(self._entries) >= self._max_pending:
+            raise OutboxOverflow(
+                f"{len(self._entries)} frames wait for a slow client (limit {self._max_pending})"
+            )
+        self._entries[key] = frame
+        self._ready.set()
+
+    async def wait(self) -> None:
+        """Return once at least one frame is waiting (or the outbox closed)."""
+        await self._ready.wait()
+
+    def drain(self) -> list[bytes]:
+        """Take every waiting frame, in send order."""
+        frames = list(self._entries.values())
+        self._entries.clear()
+        self._patches.clear()
+        self._ready.clear()
+        return frames
+
+    def close(self) -> None:
+        """Refuse further frames and wake the sender so it can stop."""
+        self.closed = True
+        self._entries.clear()
+        self._patches.clear()
+        self._ready.set()

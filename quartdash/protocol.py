@@ -1,0 +1,300 @@
+"""The wire protocol, sans I/O: parse and validate inbound frames, encode outbound ones.
+
+Nothing here touches a socket or the event loop, so every rule can be tested
+(and fuzzed) directly. See docs/protocol.md for the messages and codes.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+# --- message types (the protocol's own words) -------------------------------
+
+CALLBACK_REQUEST: Final = "callback_request"
+GET_PROPS_RESPONSE: Final = "get_props_response"
+HEARTBEAT: Final = "heartbeat"
+RENDERER_JOINED: Final = "renderer_joined"
+RENDERER_LEFT: Final = "renderer_left"
+
+CALLBACK_RESPONSE: Final = "callback_response"
+SET_PROPS: Final = "set_props"
+GET_PROPS_REQUEST: Final = "get_props_request"
+ERROR: Final = "error"
+HEARTBEAT_ACK: Final = "heartbeat_ack"
+
+INBOUND_TYPES: Final = frozenset(
+    {CALLBACK_REQUEST, GET_PROPS_RESPONSE, HEARTBEAT, RENDERER_JOINED, RENDERER_LEFT}
+)
+
+HEARTBEAT_ACK_FRAME: Final = b'{"type":"heartbeat_ack"}'
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes the server uses (docs/protocol.md)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    MESSAGE_TOO_BIG = 1008
+    INTERNAL_ERROR = 1011
+    REJECTED = 4001
+    FLOOD = 4008
+    SLOW_CONSUMER = 4009
+
+
+class ErrorCode(str, enum.Enum):
+    """Codes carried in an ``error`` message's payload."""
+
+    BAD_JSON = "bad_json"
+    BAD_MESSAGE = "bad_message"
+    BATCH_TOO_LARGE = "batch_too_large"
+    UNKNOWN_CALLBACK = "unknown_callback"
+    NOT_WEBSOCKET = "not_websocket"
+    DUPLICATE_REQUEST = "duplicate_request"
+    UNKNOWN_REQUEST = "unknown_request"
+    TOO_MANY_CALLBACKS = "too_many_callbacks"
+    TOO_MANY_RENDERERS = "too_many_renderers"
+    REJECTED = "rejected"
+
+
+class ProtocolError(ValueError):
+    """An inbound frame the server cannot act on.
+
+    This is the only exception :func:`parse_frame` raises. ``request_id`` and
+    ``renderer_id`` are filled in when the frame got far enough to name them,
+    so the ``error`` reply reaches the right tab.
+    """
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        renderer_id: str = "",
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.renderer_id = renderer_id
+        self.request_id = request_id
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One validated inbound message."""
+
+    type: str
+    renderer_id: str = ""
+    request_id: str | None = None
+    payload: Any = None
+    raw: dict[str, Any] | None = None
+
+
+# --- parsing ----------------------------------------------------------------
+
+
+def parse_frame(data: str | bytes, *, max_batch: int) -> tuple[list[Message], list[ProtocolError]]:
+    """Parse one text frame into messages.
+
+    Returns the valid messages and an error for each invalid one, so a batch
+    with one bad message still delivers the others. A frame that is not JSON,
+    not an object or array, or an over-long batch is one :class:`ProtocolError`
+    raised for the whole frame.
+    """
+    try:
+        decoded = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(ErrorCode.BAD_JSON, f"frame is not valid JSON: {exc}") from None
+    if isinstance(decoded, dict):
+        items: list[Any] = [decoded]
+    elif isinstance(decoded, list):
+        if len(decoded) > max_batch:
+            raise ProtocolError(
+                ErrorCode.BATCH_TOO_LARGE,
+                f"batch of {len(decoded)} messages exceeds the limit of {max_batch}",
+            )
+        items = decoded
+    else:
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE, "a frame must be a JSON object or an array of objects"
+        )
+    messages: list[Message] = []
+    errors: list[ProtocolError] = []
+    for item in items:
+        try:
+            messages.append(parse_message(item))
+        except ProtocolError as exc:
+            errors.append(exc)
+    return messages, errors
+
+
+def _optional_str(obj: dict[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{key}' must be a string")
+
+
+def parse_message(obj: Any) -> Message:
+    """Validate one decoded message object."""
+    if not isinstance(obj, dict):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "a message must be a JSON object")
+    msg_type = obj.get("type")
+    if not isinstance(msg_type, str):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "a message needs a string 'type'")
+    if msg_type not in INBOUND_TYPES:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"unknown message type {msg_type!r}")
+    if msg_type == HEARTBEAT:
+        return Message(HEARTBEAT)
+
+    renderer_id = _optional_str(obj, "rendererId") or ""
+    request_id = _optional_str(obj, "requestId")
+    if msg_type in (RENDERER_JOINED, RENDERER_LEFT):
+        if not renderer_id:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{msg_type}' needs a 'rendererId'")
+        return Message(msg_type, renderer_id)
+
+    if not request_id:
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE, f"'{msg_type}' needs a 'requestId'", renderer_id=renderer_id
+        )
+    payload = obj.get("payload")
+    if msg_type == CALLBACK_REQUEST:
+        _check_callback_payload(payload, renderer_id, request_id)
+    elif payload is not None and not isinstance(payload, dict):
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE,
+            "'get_props_response' payload must be an object",
+            renderer_id=renderer_id,
+            request_id=request_id,
+        )
+    return Message(msg_type, renderer_id, request_id, payload or {}, obj)
+
+
+def _check_callback_payload(payload: Any, renderer_id: str, request_id: str) -> None:
+    def fail(why: str) -> ProtocolError:
+        return ProtocolError(
+            ErrorCode.BAD_MESSAGE,
+            f"callback_request payload {why}",
+            renderer_id=renderer_id,
+            request_id=request_id,
+        )
+
+    if not isinstance(payload, dict):
+        raise fail("must be an object")
+    if not isinstance(payload.get("output"), str):
+        raise fail("needs a string 'output' (the callback id)")
+    for key in ("inputs", "state", "outputs"):
+        value = payload.get(key, [])
+        if key == "outputs" and isinstance(value, dict):
+            continue  # a single Output is sent as one object
+        if not isinstance(value, list):
+            raise fail(f"field '{key}' must be a list")
+    changed = payload.get("changedPropIds", [])
+    if not isinstance(changed, list) or not all(isinstance(p, str) for p in changed):
+        raise fail("field 'changedPropIds' must be a list of strings")
+
+
+# --- encoding ---------------------------------------------------------------
+
+_OPTIONS: Final = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def _default(obj: Any) -> Any:
+    # Dash components, Patch and plotly figures all know how to become JSON.
+    to_plotly_json = getattr(obj, "to_plotly_json", None)
+    if to_plotly_json is not None:
+        return to_plotly_json()
+    tolist = getattr(obj, "tolist", None)  # numpy arrays orjson cannot take, pandas
+    if tolist is not None:
+        return tolist()
+    item = getattr(obj, "item", None)  # numpy scalars
+    if item is not None:
+        return item()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def dumps(obj: Any) -> bytes:
+    """Encode to JSON bytes: orjson fast path, Dash's own encoder as fallback."""
+    try:
+        return orjson.dumps(obj, default=_default, option=_OPTIONS)
+    except TypeError:
+        # Rare values (pandas objects, dates inside components...) take the
+        # slow but complete plotly encoder that Dash itself uses.
+        from dash._utils import to_json
+
+        return to_json(obj).encode()
+
+
+def set_props_frame(renderer_id: str, component_id: str, props: dict[str, Any]) -> bytes:
+    return dumps(
+        {
+            "type": SET_PROPS,
+            "rendererId": renderer_id,
+            "payload": {"componentId": component_id, "props": props},
+        }
+    )
+
+
+def get_props_request_frame(
+    renderer_id: str, request_id: str, component_id: str, properties: list[str]
+) -> bytes:
+    return dumps(
+        {
+            "type": GET_PROPS_REQUEST,
+            "rendererId": renderer_id,
+            "requestId": request_id,
+            "payload": {"componentId": component_id, "properties": properties},
+        }
+    )
+
+
+def callback_response_frame(renderer_id: str, request_id: str, payload: dict[str, Any]) -> bytes:
+    return dumps(
+        {
+            "type": CALLBACK_RESPONSE,
+            "rendererId": renderer_id,
+            "requestId": request_id,
+            "payload": payload,
+        }
+    )
+
+
+def callback_ok_frame(renderer_id: str, request_id: str, data_json: str | bytes) -> bytes:
+    """A successful response whose ``data`` is already JSON (Dash's callback output).
+
+    Splicing the ready JSON in avoids the parse-then-serialise round trip.
+    """
+    if isinstance(data_json, str):
+        data_json = data_json.encode()
+    head = dumps({"type": CALLBACK_RESPONSE, "rendererId": renderer_id, "requestId": request_id})
+    return head[:-1] + b',"payload":{"status":"ok","data":' + data_json + b"}}"
+
+
+def error_frame(error: ProtocolError | ErrorCode, message: str | None = None, **ids: Any) -> bytes:
+    if isinstance(error, ProtocolError):
+        code, message = error.code, error.message
+        ids = {"renderer_id": error.renderer_id, "request_id": error.request_id, **ids}
+    else:
+        code = error
+    msg: dict[str, Any] = {
+        "type": ERROR,
+        "rendererId": ids.get("renderer_id") or "",
+        "payload": {"message": message or code.value, "code": code.value},
+    }
+    if ids.get("request_id"):
+        msg["requestId"] = ids["request_id"]
+    return dumps(msg)
+
+
+def batch(frames: list[bytes]) -> bytes:
+    """Join ready frames into one array frame, without re-encoding them."""
+    if len(frames) == 1:
+        return frames[0]
+    return b"[" + b",".join(frames) + b"]"

@@ -1,0 +1,92 @@
+"""Serving: the development server behind ``app.run()``, and a clean shutdown.
+
+On SIGTERM/SIGINT every session is closed with 1001 ("going away") and its
+persistent callbacks see ``is_shutdown`` and clean up *before* hypercorn's
+graceful timeout cancels the connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from quart import Quart
+
+from .hosting import close_all_sessions
+
+log = logging.getLogger("quartdash")
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def install_shutdown_hooks(app: Quart) -> None:
+    """Close sessions with 1001 when the server is told to stop.
+
+    Under ``hypercorn module:asgi`` hypercorn owns the signal handlers; this
+    chains in front of them (once per serving loop), so sessions are closed
+    first and hypercorn then shuts down as usual.
+    """
+    if app.config.get("_QUARTDASH_SHUTDOWN_HOOKS"):
+        return
+    app.config["_QUARTDASH_SHUTDOWN_HOOKS"] = True
+
+    @app.before_serving
+    async def chain_signal_handlers() -> None:
+        loop = asyncio.get_running_loop()
+        # Private but stable: the handles asyncio keeps for add_signal_handler.
+        handlers: dict[int, Any] = getattr(loop, "_signal_handlers", {})
+        for sig in _SIGNALS:
+            previous = handlers.get(sig)
+            if previous is None or (id(loop), sig) in _chained:
+                continue
+
+            def chained(previous: Any = previous) -> None:
+                task = loop.create_task(close_all_sessions())
+                _keep.add(task)
+                task.add_done_callback(_keep.discard)
+                previous._run()
+
+            loop.add_signal_handler(sig, chained)
+            _chained.add((id(loop), sig))
+
+    @app.after_serving
+    async def close_remaining() -> None:
+        await close_all_sessions(grace=1.0)
+
+
+_keep: set[asyncio.Task[None]] = set()
+_chained: set[tuple[int, int]] = set()
+
+
+def run(app: Quart, *, host: str = "127.0.0.1", port: int = 8050, debug: bool = False,
+        **config: Any) -> None:
+    """Serve ``app`` with hypercorn until SIGINT/SIGTERM (the dev server)."""
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    hyper = Config()
+    hyper.bind = [f"{host}:{port}"]
+    hyper.graceful_timeout = config.pop("graceful_timeout", 3.0)
+    hyper.accesslog = "-" if debug else None
+    for key, value in config.items():
+        setattr(hyper, key, value)
+    app.debug = debug
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    print(f" * quartdash serving on http://{shown}:{port}/ (debug={debug}; CTRL+C to quit)",
+          flush=True)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in _SIGNALS:
+            loop.add_signal_handler(sig, stop.set)
+
+        async def shutdown_trigger() -> None:
+            await stop.wait()
+            await close_all_sessions()
+
+        await serve(app, hyper, shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]
+
+    asyncio.run(main())

@@ -1,0 +1,106 @@
+"""The WebSocket route: origin check, connect hooks, then one broker per connection.
+
+Rejections are sent *after* the handshake is accepted, as a close frame with
+a documented code and reason (docs/protocol.md), so the browser's worker
+sees 4001 "do not reconnect" instead of an HTTP 403 it keeps retrying.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from dash._get_app import app_context
+from quart import websocket
+
+from . import signals
+from .broker import SessionBroker
+from .protocol import CloseCode
+
+if TYPE_CHECKING:
+    from .config import WebSocketConfig
+    from .hosting import Host
+
+
+def origin_problem(origin: str | None, host_header: str | None,
+                   config: WebSocketConfig) -> str | None:
+    """Why this handshake's ``Origin`` is refused, or None when it is allowed.
+
+    Allowed: the page's own origin (the ``Origin`` host equals the ``Host``
+    header), any entry of ``websocket_allowed_origins`` (exact, or a pattern
+    with ``*`` such as ``https://*.example.com``), and no ``Origin`` at all
+    only with ``websocket_allow_missing_origin=True`` (browsers always send
+    one; other clients can).
+    """
+    if not origin:
+        return None if config.allow_missing_origin else "Origin header required"
+    origin = origin.lower().rstrip("/")
+    for allowed in config.allowed_origins:
+        allowed = allowed.lower().rstrip("/")
+        if origin == allowed or ("*" in allowed and fnmatch.fnmatchcase(origin, allowed)):
+            return None
+    if host_header and urlsplit(origin).netloc == host_header.lower():
+        return None
+    return f"Origin {origin} not allowed"
+
+
+class QuartTransport:
+    """Quart's websocket context as a broker transport."""
+
+    __slots__ = ("_ws",)
+
+    def __init__(self, ws: Any) -> None:
+        self._ws = ws
+
+    async def receive(self) -> str | bytes:
+        return await self._ws.receive()
+
+    async def send(self, text: str) -> None:
+        await self._ws.send(text)
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._ws.close(code, reason)
+
+
+def connection_info(ws: Any) -> dict[str, Any]:
+    """What ``dash.ctx`` offers about the request, taken from the handshake."""
+    return {
+        "cookies": dict(ws.cookies),
+        "headers": dict(ws.headers),
+        "args": ws.args,
+        "path": ws.full_path,
+        "remote": ws.remote_addr,
+        "origin": ws.headers.get("origin"),
+        "websocket": ws,
+    }
+
+
+def make_websocket_view(host: Host | None) -> Callable[[], Awaitable[None]]:
+    assert host is not None
+
+    async def dash_ws_callback() -> None:
+        app_context.set(host.dash)
+        host.dash._setup_server()
+        ws = websocket._get_current_object()
+        problem = origin_problem(ws.headers.get("origin"), ws.headers.get("host"), host.config)
+        if problem is not None:
+            await reject(host, ws, CloseCode.REJECTED, problem, "origin")
+            return
+        verdict = await host.run_hooks(host.all_connect_hooks(), ws)
+        if verdict is not None:
+            await reject(host, ws, verdict[0], verdict[1], "hook")
+            return
+        await ws.accept()
+        broker = SessionBroker(host, QuartTransport(ws), connection_info(ws))
+        await broker.serve()
+
+    return dash_ws_callback
+
+
+async def reject(host: Host, ws: Any, code: int, reason: str, why: str) -> None:
+    signals.emit(signals.connection_rejected, host, reason=why, code=code, detail=reason,
+                 broker=None)
+    await ws.accept()
+    await ws.close(code, reason)
