@@ -9,13 +9,13 @@ read the page with ``ctx.websocket.get_prop`` and run persistently per tab.
 
 __version__ = "0.1.0"
 
-from dash.exceptions import WebsocketDisconnected  # noqa: E402
+from dash.exceptions import WebsocketDisconnected
 
-from .app import Dash  # noqa: E402
-from .blueprint import DashBlueprint  # noqa: E402
-from .config import WebSocketConfig  # noqa: E402
-from .handle import WebSocketHandle  # noqa: E402
-from .protocol import CloseCode, ErrorCode, ProtocolError  # noqa: E402
+from .app import Dash
+from .blueprint import DashBlueprint
+from .config import WebSocketConfig
+from .handle import WebSocketHandle
+from .protocol import CloseCode, ErrorCode, ProtocolError
 
 __all__ = [
     "CloseCode",

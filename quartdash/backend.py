@@ -19,8 +19,8 @@ import mimetypes
 import pkgutil
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dash import _validate
@@ -287,7 +287,9 @@ class QuartdashServer(BaseDashServer[Any]):
             view_func=websocket.make_websocket_view(self.host),
         )
 
-    def register_callback_api_routes(self, callback_api_paths: dict[str, Callable[..., Any]]) -> None:
+    def register_callback_api_routes(
+        self, callback_api_paths: dict[str, Callable[..., Any]]
+    ) -> None:
         for path, handler in callback_api_paths.items():
             route = path if path.startswith("/") else f"/{path}"
 

@@ -54,7 +54,9 @@ class WebSocketHandle:
                 broker.push_prop, self._renderer, component_id, prop_name, value
             )
 
-    async def set_prop(self, component_id: str | dict[str, Any], prop_name: str, value: Any) -> None:
+    async def set_prop(
+        self, component_id: str | dict[str, Any], prop_name: str, value: Any
+    ) -> None:
         """Async spelling of :meth:`set_prop_sync`, kept for Dash compatibility."""
         self.set_prop_sync(component_id, prop_name, value)
 

@@ -40,6 +40,16 @@ class HostedDash(dash.Dash):
 
     quartdash_host: Host
 
+    def _config(self) -> dict[str, Any]:
+        config = super()._config()
+        # A page with no WebSocket callback opens no socket at all.
+        uses_ws = self.quartdash_host.config.enabled or any(
+            spec.get("websocket") or spec.get("persistent") for spec in self._callback_list
+        )
+        if not uses_ws:
+            config.pop("websocket", None)
+        return config
+
     def _get_worker_url(self) -> str:
         config = self.quartdash_host.config
         return (

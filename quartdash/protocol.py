@@ -45,7 +45,7 @@ class CloseCode(enum.IntEnum):
     SLOW_CONSUMER = 4009
 
 
-class ErrorCode(str, enum.Enum):
+class ErrorCode(enum.StrEnum):
     """Codes carried in an ``error`` message's payload."""
 
     BAD_JSON = "bad_json"
