@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from dash import _validate
 from dash._get_app import app_context
 from dash.backends.base_server import BaseDashServer, RequestAdapter, ResponseAdapter
-from dash.exceptions import InvalidResourceError, PreventUpdate
+from dash.exceptions import DependencyException, InvalidResourceError, PreventUpdate
 from dash.fingerprint import check_fingerprint
 from quart import Blueprint, Quart, Response, g, has_request_context, jsonify, request
 from quart import redirect as quart_redirect
@@ -44,13 +44,13 @@ log = logging.getLogger("quartdash")
 
 Scaffold = Quart | Blueprint
 
-WORKER_PATH = Path(__file__).parent / "static" / "quartdash-ws-worker.js"
+STATIC = Path(__file__).parent / "static"
 
 
 @functools.cache
-def worker_js() -> bytes:
-    """quartdash's SharedWorker source, read once."""
-    return WORKER_PATH.read_bytes()
+def static_file(name: str) -> bytes:
+    """One of quartdash's browser files (static/), read once."""
+    return (STATIC / name).read_bytes()
 
 
 class QuartdashRequestAdapter(RequestAdapter):
@@ -246,7 +246,10 @@ class QuartdashServer(BaseDashServer[Any]):
         self, dash_app: dash.Dash, package_name: str, fingerprinted_path: str
     ) -> Response:
         path_in_pkg, has_fingerprint = check_fingerprint(fingerprinted_path)
-        _validate.validate_js_path(dash_app.registered_paths, package_name, path_in_pkg)
+        try:
+            _validate.validate_js_path(dash_app.registered_paths, package_name, path_in_pkg)
+        except DependencyException as error:
+            raise InvalidResourceError(f"{package_name}/{path_in_pkg} is not served") from error
         key = (package_name, path_in_pkg)
         cached = self._suite_cache.get(key)
         if cached is None:
@@ -265,14 +268,21 @@ class QuartdashServer(BaseDashServer[Any]):
 
     def setup_backend(self, dash_app: dash.Dash) -> None:
         # quartdash's SharedWorker (static/), a drop-in for Dash's that also
-        # tells the server when a tab arrives and leaves.
-        async def ws_worker() -> Response:
-            return Response(worker_js(), content_type="text/javascript",
-                            headers={"Cache-Control": "public, max-age=31536000, immutable"})
+        # tells the server when a tab arrives and leaves, and the page helper
+        # that tells the worker when this tab goes away. Versioned URLs (?v=).
+        async def browser_file(name: str) -> Response:
+            return Response(static_file(name), content_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=86400"})
 
-        self.scaffold.add_url_rule(
-            dash_app.config.routes_pathname_prefix + "_quartdash/ws-worker.js",
-            endpoint="_quartdash_ws_worker", view_func=ws_worker, methods=["GET"])
+        # Endpoints named after the rule, as Dash names its own: several drop-in
+        # apps (different url_base_pathname) can share one Quart app.
+        prefix = dash_app.config.routes_pathname_prefix + "_quartdash/"
+        for url, name in (("ws-worker.js", "quartdash-ws-worker.js"),
+                          ("page.js", "quartdash-page.js")):
+            rule = prefix + url
+            self.scaffold.add_url_rule(
+                rule, endpoint=rule.replace(".", "_"),
+                view_func=functools.partial(browser_file, name), methods=["GET"])
 
     def serve_callback(self, dash_app: dash.Dash) -> Callable[..., Any]:
         return http.make_dispatch_view(dash_app, self)
@@ -283,7 +293,7 @@ class QuartdashServer(BaseDashServer[Any]):
         rule = dash_app.config.routes_pathname_prefix + "_dash-ws-callback"
         self.scaffold.add_websocket(
             rule,
-            endpoint="_dash-ws-callback",
+            endpoint=rule.replace(".", "_"),
             view_func=websocket.make_websocket_view(self.host),
         )
 

@@ -69,12 +69,19 @@ class DashBlueprint(Blueprint):
         else:
             super().__setattr__(name, value)
 
-    def callback(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
-        """``dash.Dash.callback`` for this blueprint's app (``websocket=``, ``persistent=``...)."""
-        return self.dash.callback(*args, **kwargs)
+    # Properties, not wrapper methods: Dash names a callback without inputs after
+    # the line that declared it, so the call must come from the user's frame
+    # (through a wrapper every such callback got the same id and replaced the last).
 
-    def clientside_callback(self, clientside_function: Any, *args: Any, **kwargs: Any) -> None:
-        self.dash.clientside_callback(clientside_function, *args, **kwargs)
+    @property
+    def callback(self) -> Callable[..., Any]:
+        """``dash.Dash.callback`` for this blueprint's app (``websocket=``, ``persistent=``...)."""
+        return self.dash.callback
+
+    @property
+    def clientside_callback(self) -> Callable[..., Any]:
+        """``dash.Dash.clientside_callback`` for this blueprint's app."""
+        return self.dash.clientside_callback
 
     # -- WebSocket hooks (the Quart-native spelling of dash.hooks.websocket_*) -----------
 

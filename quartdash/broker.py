@@ -38,6 +38,13 @@ log = logging.getLogger("quartdash.broker")
 
 _PREVENT_UPDATE = {"status": "prevent_update"}
 
+# Seconds of client silence, after our close frame, before we stop reading
+# (a client normally answers the close at once; docs/reliability.md).
+CLOSE_TIMEOUT = 5.0
+
+# Closes that a configured limit caused: reported as connection_rejected(reason="limit").
+_LIMIT_CODES = frozenset({CloseCode.MESSAGE_TOO_BIG, CloseCode.FLOOD, CloseCode.SLOW_CONSUMER})
+
 
 class Transport(Protocol):
     """The socket under a broker: Quart's websocket, or a test double."""
@@ -84,6 +91,7 @@ class SessionBroker:
         self.closed = False
         self.close_code: int | None = None
         self.frames_sent = 0
+        self.props_pushed = 0  # set_props values accepted for sending (before coalescing)
         self.messages_received = 0
         self._close_request: tuple[int, str] | None = None
         self._close_sent = asyncio.Event()
@@ -120,13 +128,51 @@ class SessionBroker:
             if self._serve_task is not None:
                 self._serve_task.uncancel()
         finally:
-            await self._shutdown()
+            # Quart cancels this handler as soon as the client answers our
+            # close frame, i.e. in the middle of _shutdown: finish it anyway
+            # (it is bounded by shutdown_grace), then let the cancel through.
+            shutdown = asyncio.ensure_future(self._shutdown())
+            cancelled = False
+            task = asyncio.current_task()
+            if self._close_request is not None and task is not None and not task.cancelling():
+                try:
+                    await self._linger()
+                except asyncio.CancelledError:
+                    cancelled = True
+            while not shutdown.done():
+                try:
+                    await asyncio.shield(shutdown)
+                except asyncio.CancelledError:
+                    cancelled = True
+            shutdown.result()
+            if cancelled:
+                raise asyncio.CancelledError
+
+    async def _linger(self) -> None:
+        """After our close frame, read and drop what the client still sends.
+
+        Returns once the client has been silent for ``CLOSE_TIMEOUT``; a client
+        that answers the close (or drops) makes Quart cancel us first. Leaving
+        earlier is a leak: hypercorn hands frames that arrive after the app
+        ended to a bounded queue nobody reads, and its connection then hangs
+        for good (a flooding client would pin one socket per attempt).
+        """
+        await self._close_sent.wait()
+        while True:
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await self.transport.receive()
+            except TimeoutError:
+                return
 
     def request_close(self, code: int, reason: str) -> None:
         """Close the connection soon, from any task on the loop."""
         if self._close_request is not None or self.closed:
             return
         self._close_request = (code, reason)
+        if code in _LIMIT_CODES:
+            signals.emit(signals.connection_rejected, self.host, reason="limit", code=code,
+                         detail=reason, broker=self)
         task = self._serve_task
         if task is not None and task is not asyncio.current_task() and not task.done():
             task.cancel()
@@ -143,6 +189,9 @@ class SessionBroker:
 
     async def _shutdown(self) -> None:
         self.closed = True
+        # Before the runs are ended: lets waiters (broadcast subscriptions) see
+        # is_shutdown now instead of sleeping into the grace-period cancel.
+        signals.emit(signals.session_closing, self.host, broker=self)
         self.outbox.close()
         if self._idle_timer is not None:
             self._idle_timer.cancel()
@@ -164,6 +213,8 @@ class SessionBroker:
         if self._background:
             await asyncio.wait(self._background, timeout=self.config.shutdown_grace)
         self.host.brokers.discard(self)
+        for renderer_id in self.renderers:  # balance renderer_joined for tabs still open
+            signals.emit(signals.renderer_left, self.host, broker=self, renderer_id=renderer_id)
         signals.emit(signals.session_disconnected, self.host, broker=self, code=self.close_code)
 
     async def _end_runs(self, runs: list[Run], grace: float) -> None:
@@ -205,8 +256,6 @@ class SessionBroker:
         for message in messages:
             if not self._take_token():
                 self.request_close(CloseCode.FLOOD, "too many messages per second")
-                signals.emit(signals.connection_rejected, self.host, reason="limit",
-                             code=CloseCode.FLOOD, detail="flood", broker=self)
                 return
             if hooks and not await self._run_message_hooks(hooks, message):
                 return
@@ -246,7 +295,7 @@ class SessionBroker:
         kind = message.type
         self.messages_received += 1
         if kind == protocol.HEARTBEAT:
-            self.outbox.push(protocol.HEARTBEAT_ACK_FRAME)
+            self._push(protocol.HEARTBEAT_ACK_FRAME)  # a full outbox closes 4009, not crash
             return
         self._last_activity = self.loop.time()
         if kind == protocol.RENDERER_LEFT:
@@ -307,7 +356,7 @@ class SessionBroker:
         callback_id = payload["output"]
 
         def refuse(code: ErrorCode, why: str) -> None:
-            self.outbox.push(protocol.callback_response_frame(
+            self._push(protocol.callback_response_frame(
                 renderer.id, request_id, {"status": "error", "code": code.value, "message": why}))
 
         if request_id in self.runs:
@@ -372,14 +421,18 @@ class SessionBroker:
     async def _execute(self, run: Run, payload: dict[str, Any]) -> None:
         renderer = run.renderer
         handle = WebSocketHandle(self, renderer)
-        ctx = websocket_context(payload, handle=handle, response=self.host.response_adapter(),
-                                connection=self.connection)
         started = self.loop.time()
         started_signal = signals.persistent_started if run.persistent else signals.callback_started
         signals.emit(started_signal, self.host, broker=self, renderer_id=renderer.id,
                      callback_id=run.callback_id)
         reply: Callable[[str], bytes] | None = None
+        status = "cancelled"  # unless the callback returns or raises an Exception
         try:
+            # Inside the try: whatever fails here still answers the request
+            # and forgets the run (a task that died first would leak both).
+            ctx = websocket_context(payload, handle=handle,
+                                    response=self.host.response_adapter(),
+                                    connection=self.connection)
             data = await run_callback(self.host.dash, payload, ctx, self.host.executor)
             reply = lambda rid: protocol.callback_ok_frame(renderer.id, rid, data)  # noqa: E731
             status = "ok"
@@ -394,19 +447,21 @@ class SessionBroker:
                 renderer.id, rid, failure)
             signals.emit(signals.callback_failed, self.host, broker=self,
                          renderer_id=renderer.id, callback_id=run.callback_id,
-                         duration=self.loop.time() - started, error=error)
+                         duration=self.loop.time() - started, error=error,
+                         persistent=run.persistent)
             status = "error"
         finally:
+            # Every start is paired with exactly one end signal, cancellation included.
             self._forget(run)
             duration = self.loop.time() - started
             if run.persistent:
                 signals.emit(signals.persistent_stopped, self.host, broker=self,
                              renderer_id=renderer.id, callback_id=run.callback_id,
                              duration=duration)
-        if status != "error":
-            signals.emit(signals.callback_finished, self.host, broker=self,
-                         renderer_id=renderer.id, callback_id=run.callback_id,
-                         duration=duration, status=status)
+            elif status != "error":
+                signals.emit(signals.callback_finished, self.host, broker=self,
+                             renderer_id=renderer.id, callback_id=run.callback_id,
+                             duration=duration, status=status)
         if reply is not None and not (self.closed or renderer.left):
             for request_id in run.request_ids:
                 self._push(reply(request_id))
@@ -434,9 +489,30 @@ class SessionBroker:
         if self.closed or renderer.left:
             return
         frame = protocol.set_props_frame(renderer.id, component_id, {prop: value})
+        self.props_pushed += 1
         try:
             self.outbox.push_prop((renderer.id, component_id, prop), frame,
                                   is_patch=isinstance(value, Patch))
+        except OutboxOverflow as overflow:
+            self.request_close(CloseCode.SLOW_CONSUMER, str(overflow))
+
+    def push_encoded_prop(self, renderer: Renderer | None, component_id: str, prop: str,
+                          payload: bytes, *, is_patch: bool) -> None:
+        """Queue a ``set_props`` whose payload (``protocol.set_props_payload``) is ready JSON.
+
+        Broadcast uses it so one encoding serves every session; ``renderer=None``
+        means every tab on this connection. Coalesces exactly like :meth:`push_prop`.
+        """
+        if self.closed:
+            return
+        targets = list(self.renderers.values()) if renderer is None else [renderer]
+        try:
+            for target in targets:
+                if not target.left:
+                    frame = protocol.set_props_frame_from_payload(target.id, payload)
+                    self.props_pushed += 1
+                    self.outbox.push_prop((target.id, component_id, prop), frame,
+                                          is_patch=is_patch)
         except OutboxOverflow as overflow:
             self.request_close(CloseCode.SLOW_CONSUMER, str(overflow))
 
@@ -466,13 +542,17 @@ class SessionBroker:
         return values.get(prop) if isinstance(values, dict) else None
 
     def resolve_prop(self, renderer: Renderer, message: Message) -> None:
-        pending = self.pending_props.pop(message.request_id or "", None)
+        key = message.request_id or ""
+        pending = self.pending_props.get(key)
         if pending is None or pending[1] is not renderer or pending[0].done():
+            # Not popped: another tab's (or a forged) answer must not cancel
+            # the question its own tab is still going to answer.
             self.send_error(ProtocolError(
                 ErrorCode.UNKNOWN_REQUEST,
                 f"no get_props request {message.request_id!r} is waiting for an answer",
                 renderer_id=renderer.id, request_id=message.request_id))
             return
+        del self.pending_props[key]
         pending[0].set_result(message.payload)
 
     def send_error(self, error: ProtocolError) -> None:

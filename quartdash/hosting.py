@@ -50,6 +50,23 @@ class HostedDash(dash.Dash):
             config.pop("websocket", None)
         return config
 
+    def _setup_server(self) -> None:
+        first = not self._got_first_request["setup_server"]
+        super()._setup_server()
+        if first:
+            # A persistent callback only makes sense over the WebSocket: mark
+            # it so, or the renderer would post it over HTTP (ctx.websocket None).
+            for spec in self._callback_list:
+                if spec.get("persistent"):
+                    spec["websocket"] = True
+                    self.callback_map[spec["output"]]["websocket"] = True
+
+    def _generate_scripts_html(self) -> str:
+        # The page helper must run before dash-renderer creates its worker.
+        helper = (f'<script src="{self.config.requests_pathname_prefix}'
+                  f'_quartdash/page.js?v={__version__}"></script>')
+        return helper + super()._generate_scripts_html()
+
     def _get_worker_url(self) -> str:
         config = self.quartdash_host.config
         return (

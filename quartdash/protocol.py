@@ -191,12 +191,23 @@ def _check_callback_payload(payload: Any, renderer_id: str, request_id: str) -> 
     for key in ("inputs", "state", "outputs"):
         value = payload.get(key, [])
         if key == "outputs" and isinstance(value, dict):
-            continue  # a single Output is sent as one object
+            value = [value]  # a single Output is sent as one object
         if not isinstance(value, list):
             raise fail(f"field '{key}' must be a list")
+        # Each entry names a component property ({"id", "property"[, "value"]}),
+        # or is a list of them (pattern-matching ALL / ALLSMALLER).
+        for entry in value:
+            if not all(_is_dependency(e) for e in (entry if isinstance(entry, list) else [entry])):
+                raise fail(f"field '{key}' holds an entry without a string or object 'id' "
+                           "and a string 'property'")
     changed = payload.get("changedPropIds", [])
     if not isinstance(changed, list) or not all(isinstance(p, str) for p in changed):
         raise fail("field 'changedPropIds' must be a list of strings")
+
+
+def _is_dependency(entry: Any) -> bool:
+    return (isinstance(entry, dict) and isinstance(entry.get("id"), (str, dict))
+            and isinstance(entry.get("property"), str))
 
 
 # --- encoding ---------------------------------------------------------------
@@ -240,6 +251,17 @@ def set_props_frame(renderer_id: str, component_id: str, props: dict[str, Any]) 
             "payload": {"componentId": component_id, "props": props},
         }
     )
+
+
+def set_props_payload(component_id: str, props: dict[str, Any]) -> bytes:
+    """The ``payload`` of a ``set_props`` message, encoded once for many renderers (broadcast)."""
+    return dumps({"componentId": component_id, "props": props})
+
+
+def set_props_frame_from_payload(renderer_id: str, payload: bytes) -> bytes:
+    """A ``set_props`` frame around a ready payload: the payload is spliced, not re-encoded."""
+    head = dumps({"type": SET_PROPS, "rendererId": renderer_id})
+    return head[:-1] + b',"payload":' + payload + b"}"
 
 
 def get_props_request_frame(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import signal
 from typing import Any
 
@@ -50,10 +51,37 @@ def install_shutdown_hooks(app: Quart) -> None:
 
             loop.add_signal_handler(sig, chained)
             _chained.add((id(loop), sig))
+        # `hypercorn module:asgi` serves from worker processes (one by
+        # default) that install no signal handlers: the parent catches
+        # SIGTERM and sets an event the workers poll. Poll it too.
+        event = _hypercorn_shutdown_event()
+        if event is not None:
+            watcher = loop.create_task(_close_when_set(event), name="quartdash-shutdown-watch")
+            _keep.add(watcher)
+            watcher.add_done_callback(_keep.discard)
 
     @app.after_serving
     async def close_remaining() -> None:
+        for task in [t for t in _keep if t.get_name() == "quartdash-shutdown-watch"]:
+            task.cancel()
         await close_all_sessions(grace=1.0)
+
+
+def _hypercorn_shutdown_event() -> Any:
+    """The shutdown event of the hypercorn worker process we run in, if any.
+
+    Private but stable: hypercorn starts each worker as
+    ``Process(target=asyncio_worker, kwargs={"shutdown_event": ...})``.
+    """
+    kwargs = getattr(multiprocessing.current_process(), "_kwargs", None)
+    event = kwargs.get("shutdown_event") if isinstance(kwargs, dict) else None
+    return event if callable(getattr(event, "is_set", None)) else None
+
+
+async def _close_when_set(event: Any) -> None:
+    while not event.is_set():
+        await asyncio.sleep(0.1)  # hypercorn's own worker polls at this rate
+    await close_all_sessions()
 
 
 _keep: set[asyncio.Task[None]] = set()

@@ -3,36 +3,59 @@
 Every signal is sent with the :class:`~quartdash.hosting.Host` (one hosted
 Dash app) as sender, so ``signal.connect(receiver, sender=host)`` narrows to
 one app. Receivers run synchronously on the event loop: keep them quick.
+A receiver that raises is logged and does not disturb the session; an
+``async def`` receiver is started as a task.
+
+The ``callback_*`` and ``persistent_*`` signals cover callbacks run over the
+WebSocket; HTTP callbacks are ordinary Quart requests (use Quart's
+``request_started`` / ``request_finished``). docs/signals.md has an example.
 
 =========================  ===============================================
 signal                     keyword arguments
 =========================  ===============================================
 ``session_connected``      ``broker``
+``session_closing``        ``broker`` (the session is shutting down: sent
+                           before its callbacks are ended)
 ``session_disconnected``   ``broker``, ``code`` (None: the client left)
 ``renderer_joined``        ``broker``, ``renderer_id``
-``renderer_left``          ``broker``, ``renderer_id``
+``renderer_left``          ``broker``, ``renderer_id`` (also for every tab
+                           still open when the session ends)
 ``callback_started``       ``broker``, ``renderer_id``, ``callback_id``
 ``callback_finished``      ``broker``, ``renderer_id``, ``callback_id``,
-                           ``duration`` (s), ``status`` (ok/prevent_update)
+                           ``duration`` (s), ``status`` (ok/prevent_update/
+                           cancelled)
 ``callback_failed``        ``broker``, ``renderer_id``, ``callback_id``,
-                           ``duration``, ``error`` (the exception)
+                           ``duration``, ``error`` (the exception),
+                           ``persistent`` (bool)
 ``persistent_started``     ``broker``, ``renderer_id``, ``callback_id``
 ``persistent_stopped``     ``broker``, ``renderer_id``, ``callback_id``,
                            ``duration``
 ``connection_rejected``    ``reason`` (origin/hook/limit), ``code``,
                            ``detail``, ``broker`` (None before accept)
 =========================  ===============================================
+
+Pairing: each ``callback_started`` is followed by exactly one
+``callback_finished`` or ``callback_failed``; each ``persistent_started`` by
+exactly one ``persistent_stopped`` (preceded by ``callback_failed`` with
+``persistent=True`` when it raised); each ``session_connected`` by one
+``session_disconnected``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import logging
 from typing import Any
 
-from blinker import Namespace
+from blinker import NamedSignal, Namespace
+
+log = logging.getLogger("quartdash.signals")
 
 _signals = Namespace()
 
 session_connected = _signals.signal("quartdash.session-connected")
+session_closing = _signals.signal("quartdash.session-closing")
 session_disconnected = _signals.signal("quartdash.session-disconnected")
 renderer_joined = _signals.signal("quartdash.renderer-joined")
 renderer_left = _signals.signal("quartdash.renderer-left")
@@ -44,7 +67,31 @@ persistent_stopped = _signals.signal("quartdash.persistent-stopped")
 connection_rejected = _signals.signal("quartdash.connection-rejected")
 
 
-def emit(signal: Any, sender: Any, **kwargs: Any) -> None:
-    """Send ``signal`` only when someone listens (the hot path stays free)."""
-    if signal.receivers:
-        signal.send(sender, **kwargs)
+def emit(signal: NamedSignal, sender: Any, **kwargs: Any) -> None:
+    """Send ``signal`` only when someone listens (the hot path stays free).
+
+    Each receiver is called on its own: one that raises is logged (logger
+    ``quartdash.signals``) and neither the session nor the other receivers
+    notice. A coroutine receiver is started as a task, not awaited.
+    """
+    if not signal.receivers or signal.is_muted:
+        return
+    for receiver in signal.receivers_for(sender):
+        try:
+            if inspect.iscoroutinefunction(receiver):
+                task = asyncio.get_running_loop().create_task(receiver(sender, **kwargs))
+                _tasks.add(task)
+                task.add_done_callback(_task_done)
+            else:
+                receiver(sender, **kwargs)
+        except Exception:
+            log.exception("a receiver of %s raised: %r", signal.name, receiver)
+
+
+_tasks: set[asyncio.Task[Any]] = set()  # running coroutine receivers (strong refs)
+
+
+def _task_done(task: asyncio.Task[Any]) -> None:
+    _tasks.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a coroutine signal receiver raised", exc_info=task.exception())

@@ -1,0 +1,390 @@
+/*
+ * quartdash SharedWorker: one WebSocket per browser (per app), shared by
+ * every tab ("renderer") of that app.
+ *
+ * A drop-in for dash-renderer's dash-ws-worker.js: the renderer-facing
+ * messages are the same (in: connect, disconnect, callback_request,
+ * get_props_response, tab_visible; out: connected, disconnected,
+ * callback_response, set_props, set_props_batch, get_props_request, error).
+ * On top of that it tells the server when a tab arrives and leaves
+ * (renderer_joined / renderer_left, see docs/protocol.md).
+ *
+ * Tab-close detection: a renderer sends `disconnect` only when its app
+ * unmounts, not when the tab is closed. For that we listen for the
+ * MessagePort `close` event, which Chromium fires on our end of the port
+ * when the owning document is destroyed - but only with the
+ * MessagePortCloseEvent runtime feature on: it is NOT on by default (checked
+ * in Chromium 156). A liveness ping is no fallback: the renderer ignores
+ * messages it does not know, so it cannot answer one. Without the close
+ * event a closed tab stays registered until the app's last tab closes; the
+ * browser then ends this worker and its socket (close 1001 or 1006), which
+ * ends every renderer of the connection on the server. When the last tab
+ * closes with the event on, the worker usually sends renderer_left and
+ * closes with 1000, but may be ended first (1001/1006).
+ *
+ * Config defaults come from our own URL (the server writes them there, so
+ * they are known on the very first connect): ?heartbeat=ms
+ * &heartbeat_timeout=ms&inactivity=ms (0 disables)&max_retries=n.
+ * Numbers in a renderer's `connect` payload override them.
+ */
+(() => {
+  "use strict";
+
+  const query = new URLSearchParams(self.location.search);
+  const setting = (name, fallback) => {
+    const value = Number(query.get(name));
+    return query.has(name) && Number.isFinite(value) && value >= 0 ? value : fallback;
+  };
+  const config = {
+    heartbeatInterval: setting("heartbeat", 30000),
+    heartbeatTimeout: setting("heartbeat_timeout", 10000),
+    inactivityTimeout: setting("inactivity", 300000),
+    maxRetries: setting("max_retries", 10),
+    initialRetryDelay: 1000,
+    maxRetryDelay: 30000,
+  };
+
+  // Close codes after which we do not reconnect on our own (docs/protocol.md);
+  // the next message from a renderer still reconnects.
+  const NO_RECONNECT = new Set([1000, 1008, 4001]);
+  // Server message types a renderer understands; anything else is dropped.
+  const TO_RENDERER = new Set(["callback_response", "set_props", "get_props_request", "error"]);
+
+  const renderers = new Map(); // rendererId -> MessagePort
+  let serverUrl = null;
+  let ws = null; // the current socket while CONNECTING or OPEN, else null
+  let queue = []; // {rendererId, data, requestId} waiting for an open socket
+  // callback_requests written to the current socket and not answered yet
+  // (requestId -> rendererId). If the socket closes first, their renderers
+  // are told they failed instead of waiting for an answer that cannot come.
+  const inflight = new Map();
+  // Renderers that have talked to the server. A renderer "joins" on its first
+  // message, not on `connect`: it sends that only once its layout is
+  // rendered, so the pushes of the persistent callbacks its join starts find
+  // their components (a push that arrives earlier is dropped by the renderer).
+  const contacted = new Set();
+  let retries = 0;
+  let retryTimer = null;
+  let heartbeatTimer = null;
+  let ackTimer = null;
+  let idleTimer = null;
+  let lastActivity = Date.now();
+
+  const isOpen = () => ws !== null && ws.readyState === WebSocket.OPEN;
+
+  // ---- socket lifecycle -------------------------------------------------
+
+  function connect() {
+    if (ws || !serverUrl) return;
+    clearTimeout(retryTimer);
+    retryTimer = null;
+    let sock;
+    try {
+      sock = new WebSocket(serverUrl);
+    } catch (err) {
+      console.warn("[quartdash worker] cannot open WebSocket:", err);
+      return;
+    }
+    ws = sock;
+    // Events of a socket we have already given up on must not touch state.
+    sock.onopen = () => sock === ws && onOpen();
+    sock.onmessage = (event) => sock === ws && onFrame(event.data);
+    sock.onclose = (event) => {
+      if (sock !== ws) return;
+      ws = null;
+      onClosed(event.code, event.reason);
+    };
+  }
+
+  // Close from our side and forget the socket at once: an unresponsive
+  // server may never finish the closing handshake, so we do not wait for it.
+  function drop(code, reason) {
+    const sock = ws;
+    if (!sock) return;
+    ws = null;
+    try {
+      sock.close(code, reason);
+    } catch (err) {
+      console.debug("[quartdash worker] close failed:", err);
+    }
+    onClosed(code, reason);
+  }
+
+  function onOpen() {
+    retries = 0;
+    lastActivity = Date.now();
+    // Rejoin first, so the server knows every tab before their queued requests.
+    for (const rendererId of contacted) {
+      ws.send(JSON.stringify({ type: "renderer_joined", rendererId }));
+    }
+    for (const { rendererId, data, requestId } of queue) {
+      ws.send(data);
+      if (requestId !== undefined) inflight.set(requestId, rendererId);
+    }
+    queue = [];
+    startHeartbeat();
+    armIdleTimer();
+    // The renderer re-triggers its persistent callbacks on a `connected`
+    // that follows a `disconnected`; the server deduplicates them.
+    for (const [rendererId, port] of renderers) port.postMessage({ type: "connected", rendererId });
+  }
+
+  function onClosed(code, reason) {
+    stopTimers();
+    // Before `disconnected` (which settles whatever is left as prevent_update):
+    // a callback that was running on the server is reported as failed.
+    for (const [requestId, rendererId] of inflight) {
+      post(rendererId, {
+        type: "callback_response", rendererId, requestId,
+        payload: { status: "error", message: "connection lost" },
+      });
+    }
+    inflight.clear();
+    // Same as Dash: every close (also a failed attempt) tells the renderers,
+    // which settle their pending callbacks as prevent_update.
+    const note = { type: "disconnected", rendererId: "", payload: { reason: reason || "Connection closed" } };
+    for (const port of renderers.values()) port.postMessage(note);
+    if (renderers.size > 0 && !NO_RECONNECT.has(code)) scheduleReconnect();
+  }
+
+  function scheduleReconnect() {
+    if (retryTimer) return;
+    if (retries >= config.maxRetries) {
+      console.warn("[quartdash worker] giving up after", retries, "reconnect attempts");
+      return;
+    }
+    // Exponential back-off with jitter, so tabs of many users do not all
+    // come back at the same instant after a server restart.
+    const base = config.initialRetryDelay * 2 ** retries;
+    const delay = Math.min(config.maxRetryDelay, base * (1 + Math.random()));
+    retries++;
+    retryTimer = setTimeout(() => {
+      retryTimer = null;
+      connect();
+    }, delay);
+  }
+
+  // A renderer action: reconnect now, whatever the last close code was,
+  // with a fresh retry budget.
+  function reconnectNow() {
+    if (ws) return;
+    retries = 0;
+    connect();
+  }
+
+  function send(message) {
+    if (message.type !== "heartbeat") lastActivity = Date.now();
+    const data = JSON.stringify(message);
+    // Callbacks without inputs (persistent ones) are not tracked: the renderer
+    // starts them again itself after a reconnect, so losing one is no failure.
+    const tracked = message.type === "callback_request" && message.payload
+      && Array.isArray(message.payload.inputs) && message.payload.inputs.length > 0;
+    const requestId = tracked ? message.requestId : undefined;
+    if (isOpen()) {
+      ws.send(data);
+      if (requestId !== undefined) inflight.set(requestId, message.rendererId);
+      return;
+    }
+    queue.push({ rendererId: message.rendererId, data, requestId });
+    reconnectNow();
+  }
+
+  // ---- heartbeat and inactivity ------------------------------------------
+
+  function startHeartbeat() {
+    clearInterval(heartbeatTimer);
+    heartbeatTimer = null;
+    if (!(config.heartbeatInterval > 0)) return;
+    heartbeatTimer = setInterval(() => {
+      if (!isOpen()) return;
+      ws.send(JSON.stringify({ type: "heartbeat" }));
+      // Armed once per silence, not per beat: with an interval shorter
+      // than the timeout, re-arming on every beat would never fire.
+      if (!ackTimer) {
+        ackTimer = setTimeout(() => {
+          ackTimer = null;
+          drop(4000, "Heartbeat timeout");
+        }, config.heartbeatTimeout);
+      }
+    }, config.heartbeatInterval);
+  }
+
+  // Fires exactly when the idle period would end; if there was activity in
+  // the meantime it re-arms for the remainder (cheaper than resetting a
+  // timer on every message).
+  function armIdleTimer() {
+    clearTimeout(idleTimer);
+    idleTimer = null;
+    if (!(config.inactivityTimeout > 0) || !isOpen()) return;
+    const remaining = lastActivity + config.inactivityTimeout - Date.now();
+    if (remaining <= 0) {
+      drop(4001, "Inactivity timeout");
+      return;
+    }
+    idleTimer = setTimeout(armIdleTimer, remaining);
+  }
+
+  function stopTimers() {
+    clearInterval(heartbeatTimer);
+    clearTimeout(ackTimer);
+    clearTimeout(idleTimer);
+    heartbeatTimer = ackTimer = idleTimer = null;
+  }
+
+  // ---- server -> renderers ------------------------------------------------
+
+  function onFrame(raw) {
+    // Any frame proves the server is alive.
+    clearTimeout(ackTimer);
+    ackTimer = null;
+    let parsed;
+    try {
+      parsed = JSON.parse(raw);
+    } catch (err) {
+      console.warn("[quartdash worker] dropped a frame that is not JSON");
+      return;
+    }
+    const batch = Array.isArray(parsed);
+    const messages = batch ? parsed : [parsed];
+    if (messages.some((m) => m && m.type !== "heartbeat_ack")) lastActivity = Date.now();
+    if (!batch) {
+      forward(parsed);
+      return;
+    }
+    // Consecutive set_props for a renderer go out as one set_props_batch
+    // (the renderer applies it in one React batch). A renderer's pending
+    // batch is flushed before any other message to that renderer, so its
+    // set_props and callback_response keep the order the server chose.
+    const pending = new Map(); // rendererId -> [payload, ...]
+    const flush = (rendererId) => {
+      const payload = pending.get(rendererId);
+      if (!payload) return;
+      pending.delete(rendererId);
+      post(rendererId, { type: "set_props_batch", rendererId, payload });
+    };
+    for (const message of messages) {
+      if (!message || message.type === "heartbeat_ack") continue;
+      if (message.type === "set_props") {
+        const list = pending.get(message.rendererId);
+        if (list) list.push(message.payload);
+        else pending.set(message.rendererId, [message.payload]);
+      } else {
+        flush(message.rendererId);
+        forward(message);
+      }
+    }
+    for (const rendererId of [...pending.keys()]) flush(rendererId);
+  }
+
+  function forward(message) {
+    if (!message || message.type === "heartbeat_ack") return;
+    if (message.type === "callback_response") inflight.delete(message.requestId);
+    if (!TO_RENDERER.has(message.type)) {
+      console.debug("[quartdash worker] dropped unknown server message", message.type);
+      return;
+    }
+    post(message.rendererId, message);
+  }
+
+  function post(rendererId, message) {
+    const port = renderers.get(rendererId);
+    if (port) port.postMessage(message);
+    else console.debug("[quartdash worker] dropped", message.type, "for unknown renderer", rendererId);
+  }
+
+  // ---- renderers -> server ------------------------------------------------
+
+  function join(rendererId, port, payload) {
+    payload = payload || {};
+    if (typeof payload.serverUrl === "string") serverUrl = payload.serverUrl;
+    const overrides = {};
+    if (typeof payload.inactivityTimeout === "number") overrides.inactivityTimeout = payload.inactivityTimeout;
+    if (typeof payload.heartbeatInterval === "number") overrides.heartbeatInterval = payload.heartbeatInterval;
+    const heartbeatChanged = "heartbeatInterval" in overrides && overrides.heartbeatInterval !== config.heartbeatInterval;
+    Object.assign(config, overrides);
+
+    const known = renderers.get(rendererId) === port;
+    renderers.set(rendererId, port);
+    if (!isOpen()) {
+      // onOpen sends renderer_joined and `connected` to every renderer.
+      reconnectNow();
+      return;
+    }
+    if (heartbeatChanged) startHeartbeat();
+    armIdleTimer();
+    if (!known) watchLock(rendererId, port);
+    port.postMessage({ type: "connected", rendererId });
+  }
+
+  // quartdash's page helper (quartdash-page.js) holds a Web Lock named after
+  // its renderer for the page's whole life: waiting on it tells us when the
+  // tab is gone, even without `disconnect` (crash) and without the MessagePort
+  // close event. Only wait when the page holds or asked for it, or we would
+  // be granted it at once (Dash's page has no helper).
+  function watchLock(rendererId, port) {
+    const locks = self.navigator && self.navigator.locks;
+    if (!locks) return;
+    const name = "quartdash-renderer:" + rendererId;
+    locks.query().then((state) => {
+      const mine = (lock) => lock.name === name;
+      if (!state.held.some(mine) && !state.pending.some(mine)) return;
+      locks.request(name, () => {
+        if (renderers.get(rendererId) === port) leave(rendererId);
+      });
+    }, (err) => console.debug("[quartdash worker] locks unavailable:", err));
+  }
+
+  function leave(rendererId) {
+    if (!renderers.delete(rendererId)) return;
+    // Its queued messages are moot, and a socket that is not open has no
+    // server-side state for it (a closed connection ends all its renderers).
+    queue = queue.filter((entry) => entry.rendererId !== rendererId);
+    for (const [requestId, owner] of inflight) if (owner === rendererId) inflight.delete(requestId);
+    if (contacted.delete(rendererId) && isOpen()) send({ type: "renderer_left", rendererId });
+    if (renderers.size === 0) {
+      clearTimeout(retryTimer);
+      retryTimer = null;
+      queue = [];
+      drop(1000, "Client disconnect");
+    }
+  }
+
+  function onRendererMessage(port, message) {
+    if (!message || typeof message !== "object") return;
+    const { rendererId } = message;
+    switch (message.type) {
+      case "connect":
+        join(rendererId, port, message.payload);
+        break;
+      case "disconnect":
+        // Only the port that registered a renderer may remove it.
+        if (renderers.get(rendererId) === port) leave(rendererId);
+        break;
+      case "tab_visible":
+        // The user is looking: reset idleness, and come back if we had gone.
+        lastActivity = Date.now();
+        if (renderers.size > 0) reconnectNow();
+        break;
+      case "callback_request":
+      case "get_props_response":
+        if (!contacted.has(rendererId)) {
+          contacted.add(rendererId);
+          send({ type: "renderer_joined", rendererId });
+        }
+        send({ type: message.type, rendererId, requestId: message.requestId, payload: message.payload });
+        break;
+      default:
+        console.debug("[quartdash worker] ignored renderer message", message.type);
+    }
+  }
+
+  self.addEventListener("connect", (event) => {
+    const port = event.ports[0];
+    port.onmessage = (msg) => onRendererMessage(port, msg.data);
+    // The tab went away (closed, navigated, crashed) without `disconnect`:
+    // forget every renderer that lived behind this port.
+    port.addEventListener("close", () => {
+      for (const [rendererId, owner] of [...renderers]) if (owner === port) leave(rendererId);
+    });
+  });
+})();
