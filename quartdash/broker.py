@@ -76,7 +76,24 @@ class Run:
     lingering: bool = False  # called ws.close(): may finish its cleanup
 
 
+def _cancel_event_triggered(runs: list[Run]) -> None:
+    """Cancel the event-triggered runs now (persistent and lingering ones keep
+    their grace). Called *before* pending get_prop futures fail, so a callback
+    waiting in get_prop sees the ``CancelledError`` the seed promises rather
+    than ``WebsocketDisconnected``."""
+    for run in runs:
+        if run.task is not None and not (run.persistent or run.lingering):
+            run.task.cancel()
+
+
 class SessionBroker:
+    """One WebSocket connection: its tabs, running callbacks and outbound frames.
+
+    Signals carry it as ``broker``: ``connection`` (the handshake's headers,
+    cookies, path, remote, origin), ``renderers``, ``props_pushed`` and
+    ``frames_sent`` are safe to read.
+    """
+
     def __init__(self, host: Host, transport: Transport, connection: dict[str, Any]) -> None:
         self.host = host
         self.config = host.config
@@ -95,6 +112,7 @@ class SessionBroker:
         self.messages_received = 0
         self._close_request: tuple[int, str] | None = None
         self._close_sent = asyncio.Event()
+        self._close_delivered = False  # our close frame reached the socket
         self._ids = itertools.count(1)
         self._serve_task: asyncio.Task[Any] | None = None
         self._sender: asyncio.Task[None] | None = None
@@ -158,6 +176,8 @@ class SessionBroker:
         for good (a flooding client would pin one socket per attempt).
         """
         await self._close_sent.wait()
+        if not self._close_delivered:
+            return  # a client that does not read cannot answer it either
         while True:
             try:
                 async with asyncio.timeout(CLOSE_TIMEOUT):
@@ -200,9 +220,11 @@ class SessionBroker:
             try:
                 async with asyncio.timeout(2):
                     await self.transport.close(self.close_code, reason)
+                self._close_delivered = True
             except (TimeoutError, OSError, RuntimeError) as exc:
                 log.debug("close frame not sent: %r", exc)
         self._close_sent.set()
+        _cancel_event_triggered(list(self.runs.values()))
         for future, _ in self.pending_props.values():
             if not future.done():
                 future.set_exception(WebsocketDisconnected("the connection closed"))
@@ -220,16 +242,15 @@ class SessionBroker:
     async def _end_runs(self, runs: list[Run], grace: float) -> None:
         """End runs the way the seed promises.
 
-        Event-triggered callbacks get ``CancelledError`` at once. Persistent
+        Event-triggered callbacks got ``CancelledError`` from the caller
+        (:func:`_cancel_event_triggered`, once: a second cancel would cut
+        their cleanup short). Persistent
         ones (and one that called ``ws.close()``) see ``is_shutdown`` and get
         ``grace`` seconds to leave their loop and clean up, then are cancelled.
         """
         tasks = [run.task for run in runs if run.task is not None and not run.task.done()]
         if not tasks:
             return
-        for run in runs:
-            if run.task is not None and not (run.persistent or run.lingering):
-                run.task.cancel()
         _, pending = await asyncio.wait(tasks, timeout=grace)
         for task in pending:
             task.cancel()
@@ -250,8 +271,8 @@ class SessionBroker:
         except ProtocolError as error:
             self.send_error(error)
             return
-        for error in errors:
-            self.send_error(error)
+        for problem in errors:
+            self.send_error(problem)
         hooks = self.host.message_hooks()
         for message in messages:
             if not self._take_token():
@@ -333,6 +354,7 @@ class SessionBroker:
         if renderer is None:
             return
         renderer.left = True
+        _cancel_event_triggered(list(renderer.runs))
         for request_id, (future, owner) in list(self.pending_props.items()):
             if owner is renderer:
                 del self.pending_props[request_id]

@@ -1,0 +1,43 @@
+"""Runnable quartdash examples: one per section of Dash's *WebSocket callbacks* guide.
+
+Every example module builds its Dash app as a :class:`quartdash.DashBlueprint`
+with ``build(prefix="/")`` and registers its callbacks on that blueprint
+(``@app.callback``), so one process can host many of them side by side. Each
+module also has:
+
+* ``asgi``: a Quart app with the example at ``/``: ``hypercorn examples.countdown:asgi``;
+* a ``__main__``: ``python -m examples.countdown [--host H] [--port P]``.
+
+``python -m examples.gallery`` serves all of them in one Quart app, each
+under its own prefix, with an index page linking them (see README.md here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+
+from quart import Quart
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8050
+
+
+def main(asgi: Quart, argv: Sequence[str] | None = None, description: str | None = None) -> None:
+    """Serve ``asgi`` with hypercorn: ``--host``/``--port`` flags, else HOST/PORT, else
+    127.0.0.1:8050. ``--debug`` shows tracebacks in the browser and logs requests."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default=os.environ.get("HOST", DEFAULT_HOST),
+                        help="interface to bind (env HOST; default %(default)s)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)),
+                        help="port to bind (env PORT; default %(default)s)")
+    parser.add_argument("--debug", action="store_true", help="debug mode")
+    args = parser.parse_args(argv)
+
+    from quartdash.serve import run
+
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    title = (description or "quartdash example").strip().splitlines()[0]
+    print(f"{title}\n  open http://{shown}:{args.port}/ in a browser", flush=True)
+    run(asgi, host=args.host, port=args.port, debug=args.debug)
