@@ -11,6 +11,8 @@ __version__ = "0.1.0"
 
 from dash.exceptions import WebsocketDisconnected
 
+# broadcast: imported with the package so its hub hears session signals in every worker.
+from . import broadcast
 from .app import Dash
 from .blueprint import DashBlueprint
 from .config import WebSocketConfig
@@ -27,4 +29,5 @@ __all__ = [
     "WebSocketHandle",
     "WebsocketDisconnected",
     "__version__",
+    "broadcast",
 ]

@@ -52,6 +52,7 @@ class Dash(HostedDash):
 
     @property
     def host(self) -> Host:
+        """quartdash's side of this app: its sessions, hooks, and the signals' sender."""
         return self.quartdash_host
 
     def run(self, host: str | None = None, port: int | str | None = None,  # type: ignore[override]

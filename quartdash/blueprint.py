@@ -31,6 +31,15 @@ _DASH_ATTRIBUTES = frozenset({"layout", "title", "index_string", "validation_lay
 
 
 class DashBlueprint(Blueprint):
+    """A Quart blueprint that serves one Dash app under ``url_prefix``.
+
+    ``name`` and ``import_name`` are the blueprint's; every other keyword
+    argument goes to ``dash.Dash`` (``title``, ``websocket_callbacks``,
+    ``websocket_allowed_origins``...) or sets a quartdash limit
+    (``websocket_max_message_size``...). The Dash app is ``bp.dash``; its
+    signals' sender is ``bp.host``. See docs/hosting.md.
+    """
+
     def __init__(self, name: str, import_name: str, url_prefix: str | None = None,
                  **dash_kwargs: Any) -> None:
         super().__init__(name, import_name, url_prefix=url_prefix)

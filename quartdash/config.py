@@ -22,6 +22,9 @@ DASH_WEBSOCKET_KWARGS = (
 
 @dataclass(slots=True)
 class WebSocketConfig:
+    """The ``websocket_*`` options of one app: each field is ``websocket_<field>``
+    (``enabled`` is ``websocket_callbacks``)."""
+
     enabled: bool = False
     """``websocket_callbacks``: every callback uses the WebSocket."""
     allowed_origins: list[str] = field(default_factory=list)

@@ -77,6 +77,12 @@ class HostedDash(dash.Dash):
 
 
 class Host:
+    """One Dash app as quartdash serves it (``app.host`` / ``bp.host``).
+
+    The sender of every signal about the app; ``brokers`` holds its live
+    sessions.
+    """
+
     def __init__(self, dash_app: dash.Dash, config: WebSocketConfig) -> None:
         self.dash = dash_app
         self.config = config
@@ -98,7 +104,8 @@ class Host:
     @property
     def debug(self) -> bool:
         """True when dev tools are on: tracebacks may reach the browser."""
-        return bool(self.dash._dev_tools.get("ui")) or self.dash.backend.error_mode != "hide"
+        error_mode = getattr(self.dash.backend, "error_mode", "hide")
+        return bool(self.dash._dev_tools.get("ui")) or error_mode != "hide"
 
     def callback_spec(self, callback_id: str) -> dict[str, Any] | None:
         spec = self.dash.callback_map.get(callback_id)
@@ -154,8 +161,13 @@ class Host:
 
 
 async def close_all_sessions(code: int = CloseCode.GOING_AWAY, reason: str = "Server shutdown",
-                             grace: float = 2.0) -> None:
-    """Close every quartdash session in this process (server shutdown)."""
+                             grace: float | None = None) -> None:
+    """Close every quartdash session in this process (server shutdown).
+
+    ``grace`` defaults to each app's ``websocket_shutdown_grace``; keep that
+    below hypercorn's ``--graceful-timeout`` (3 s by default), which cancels
+    whatever is still running when it expires.
+    """
     hosts = list(live_hosts)
     if hosts:
         await asyncio.gather(*(host.close_all(code, reason, grace) for host in hosts))

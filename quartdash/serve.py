@@ -79,7 +79,7 @@ def _hypercorn_shutdown_event() -> Any:
 
 
 async def _close_when_set(event: Any) -> None:
-    while not event.is_set():
+    while not event.is_set():  # noqa: ASYNC110 - a multiprocessing Event: nothing to await
         await asyncio.sleep(0.1)  # hypercorn's own worker polls at this rate
     await close_all_sessions()
 
