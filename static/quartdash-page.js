@@ -8,7 +8,9 @@
  * message, and then:
  *   - on pagehide (tab closed, navigation) posts {type: "disconnect"} itself;
  *   - holds a Web Lock named after the renderer for the page's whole life, so
- *     the worker (which waits on the same lock) also learns of a crash.
+ *     the worker (which waits on the same lock) also learns of a crash. The
+ *     worker only waits on a lock that the page holds, so "connect" (and what
+ *     follows it) is held back until the lock is granted (a few ms).
  * On pageshow from the back/forward cache it registers the renderer again.
  * Works with Dash's own worker too (it understands "disconnect").
  */
@@ -21,20 +23,52 @@
     var worker = new Native(url, options);
     var port = worker.port;
     var post = port.postMessage.bind(port);
-    port.postMessage = function (message, transfer) {
-      if (message && message.type === "connect" && message.rendererId) watch(post, message);
-      return transfer === undefined ? post(message) : post(message, transfer);
+    // Messages held back until this page holds its renderer's lock, or null.
+    var held = null;
+    var watched = {};
+    port.postMessage = function (message) {
+      if (held) {
+        held.push(arguments);
+        return;
+      }
+      if (message && message.type === "connect" && message.rendererId
+          && !watched[message.rendererId]) {
+        watched[message.rendererId] = true;
+        held = [arguments];
+        watch(post, message, function () {
+          var queued = held || [];
+          held = null;
+          for (var i = 0; i < queued.length; i++) post.apply(null, queued[i]);
+        });
+        return;
+      }
+      return post.apply(null, arguments);
     };
     return worker;
   }
 
-  function watch(post, connect) {
+  // `ready` is called once the lock is held (or cannot be had): the worker
+  // looks for the lock when `connect` arrives, so `connect` must wait for it.
+  function watch(post, connect, ready) {
     var id = connect.rendererId;
+    var done = false;
+    var flush = function () {
+      if (!done) {
+        done = true;
+        ready();
+      }
+    };
     if (navigator.locks && navigator.locks.request) {
       // Never resolves: the lock is released only when the page dies.
       navigator.locks.request("quartdash-renderer:" + id, function () {
+        flush();
         return new Promise(function () {});
+      }).then(flush, function (err) {
+        console.debug("[quartdash] no Web Lock for this tab:", err);
+        flush();
       });
+    } else {
+      flush(); // no Web Locks (e.g. not a secure context)
     }
     window.addEventListener("pagehide", function () {
       post({ type: "disconnect", rendererId: id });

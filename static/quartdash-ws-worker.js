@@ -7,7 +7,10 @@
  * get_props_response, tab_visible; out: connected, disconnected,
  * callback_response, set_props, set_props_batch, get_props_request, error).
  * On top of that it tells the server when a tab arrives and leaves
- * (renderer_joined / renderer_left, see docs/protocol.md).
+ * (renderer_joined / renderer_left, see docs/protocol.md), and when the
+ * socket closes under a callback that has inputs and no answer yet, it
+ * answers that callback itself: status "error", message "connection lost"
+ * (Dash's worker leaves it to settle as prevent_update).
  *
  * Tab-close detection: a renderer sends `disconnect` only when its app
  * unmounts, not when the tab is closed. For that we listen for the
@@ -305,6 +308,8 @@
 
     const known = renderers.get(rendererId) === port;
     renderers.set(rendererId, port);
+    // Whatever the socket's state: the first tab usually connects before it opens.
+    if (!known) watchLock(rendererId, port);
     if (!isOpen()) {
       // onOpen sends renderer_joined and `connected` to every renderer.
       reconnectNow();
@@ -312,7 +317,6 @@
     }
     if (heartbeatChanged) startHeartbeat();
     armIdleTimer();
-    if (!known) watchLock(rendererId, port);
     port.postMessage({ type: "connected", rendererId });
   }
 
@@ -369,7 +373,9 @@
       case "get_props_response":
         if (!contacted.has(rendererId)) {
           contacted.add(rendererId);
-          send({ type: "renderer_joined", rendererId });
+          // Not open: onOpen sends it for every contacted renderer (queuing
+          // it as well would send it twice).
+          if (isOpen()) send({ type: "renderer_joined", rendererId });
         }
         send({ type: message.type, rendererId, requestId: message.requestId, payload: message.payload });
         break;
