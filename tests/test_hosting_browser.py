@@ -19,7 +19,7 @@ def two_apps(serve_app_session):
     return serve_app_session("tests.apps.hosting_two:asgi", ready_path="/plain")
 
 
-def test_every_route_answers_under_its_prefix(two_apps) -> None:
+async def test_every_route_answers_under_its_prefix(two_apps) -> None:
     assert http_get(two_apps.http_url("/plain")).body == b"plain quart route"
     for prefix in ("/a", "/b"):
         index = http_get(two_apps.http_url(f"{prefix}/"))
