@@ -125,6 +125,8 @@ class SessionBroker:
         # Inactivity: one timer, re-armed lazily, not a polling loop.
         self._last_activity = self.loop.time()
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._send_started: float | None = None
+        self._send_watchdog: asyncio.TimerHandle | None = None
 
     # -- the connection's life -----------------------------------------------------
 
@@ -213,8 +215,14 @@ class SessionBroker:
         # is_shutdown now instead of sleeping into the grace-period cancel.
         signals.emit(signals.session_closing, self.host, broker=self)
         self.outbox.close()
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
+        for timer in (self._idle_timer, self._send_watchdog):
+            if timer is not None:
+                timer.cancel()
+        if self._sender is not None:
+            # Stop the sender first: a send blocked on a client that stopped
+            # reading holds the socket, and the close frame must get through.
+            self._sender.cancel()
+            await asyncio.wait([self._sender], timeout=1)
         if self._close_request is not None:
             self.close_code, reason = self._close_request
             try:
@@ -229,8 +237,6 @@ class SessionBroker:
             if not future.done():
                 future.set_exception(WebsocketDisconnected("the connection closed"))
         self.pending_props.clear()
-        if self._sender is not None:
-            self._sender.cancel()
         await self._end_runs(list(self.runs.values()), self.host.shutdown_grace)
         if self._background:
             await asyncio.wait(self._background, timeout=self.config.shutdown_grace)
@@ -583,22 +589,39 @@ class SessionBroker:
     # -- outbound -----------------------------------------------------------------------
 
     async def _send_loop(self) -> None:
-        outbox, send, timeout = self.outbox, self.transport.send, self.config.send_timeout
+        outbox, send, loop = self.outbox, self.transport.send, self.loop
         while True:
             await outbox.wait()
             if outbox.closed:
                 return
-            frames = outbox.drain()
-            text = protocol.batch(frames).decode()
-            try:
-                async with asyncio.timeout(timeout):
-                    await send(text)
-            except TimeoutError:
-                self.request_close(CloseCode.SLOW_CONSUMER,
-                                   f"a send blocked for more than {timeout} s")
-                return
+            text = protocol.batch(outbox.drain()).decode()
+            self._send_started = loop.time()
+            if self._send_watchdog is None:
+                self._arm_send_watchdog(self.config.send_timeout)
+            await send(text)
+            self._send_started = None
             self.frames_sent += 1
-            self._last_activity = self.loop.time()
+            self._last_activity = loop.time()
+
+    # A send blocks only when the client stops reading (TCP back-pressure).
+    # One lazily armed timer watches the sends instead of a timeout per send:
+    # most sends complete at once, so it rarely exists and rarely fires.
+
+    def _arm_send_watchdog(self, delay: float) -> None:
+        self._send_watchdog = self.loop.call_later(delay, self._check_send)
+
+    def _check_send(self) -> None:
+        self._send_watchdog = None
+        started = self._send_started
+        if started is None or self.closed:
+            return
+        blocked = self.loop.time() - started
+        timeout = self.config.send_timeout
+        if blocked >= timeout:
+            self.request_close(CloseCode.SLOW_CONSUMER,
+                               f"a send blocked for more than {timeout} s")
+        else:
+            self._arm_send_watchdog(timeout - blocked)
 
     # -- inactivity ----------------------------------------------------------------------
 
