@@ -47,18 +47,32 @@ def origin_problem(origin: str | None, host_header: str | None,
 
 
 class QuartTransport:
-    """Quart's websocket context as a broker transport."""
+    """Quart's websocket context as a broker transport.
 
-    __slots__ = ("_ws",)
+    Sends go straight to the ASGI ``send`` callable when Quart exposes it:
+    ``Websocket.send`` first yields to the loop (``sleep(0)``) and fires the
+    ``websocket_sent`` signal, a cost paid on every frame of a push-heavy
+    connection. The broker's sender is its own task, so the yield buys
+    nothing here.
+    """
+
+    __slots__ = ("_asgi_send", "_ws")
 
     def __init__(self, ws: Any) -> None:
         self._ws = ws
+        send = getattr(ws, "_send", None)
+        # Quart stores partial(ASGIWebsocketConnection.send_data, asgi_send).
+        args = getattr(send, "args", ())
+        self._asgi_send = args[0] if len(args) == 1 and callable(args[0]) else None
 
     async def receive(self) -> str | bytes:
         return await self._ws.receive()
 
     async def send(self, text: str) -> None:
-        await self._ws.send(text)
+        if self._asgi_send is not None:
+            await self._asgi_send({"type": "websocket.send", "bytes": None, "text": text})
+        else:
+            await self._ws.send(text)
 
     async def close(self, code: int, reason: str) -> None:
         await self._ws.close(code, reason)
