@@ -112,11 +112,23 @@ class QuartdashRequestAdapter(RequestAdapter):
 
 
 class QuartdashResponseAdapter(ResponseAdapter):
-    """Lets a callback set cookies and headers on its HTTP response."""
+    """Lets a callback set cookies and headers on its HTTP response.
+
+    The Quart ``Response`` is made on first use: a WebSocket callback (a
+    persistent one lives as long as its tab) never sends one.
+    """
+
+    __slots__ = ("_response",)
 
     def __init__(self) -> None:
         super().__init__()
-        self.response = Response("", content_type="application/json")
+        self._response: Response | None = None
+
+    @property
+    def response(self) -> Response:
+        if self._response is None:
+            self._response = Response("", content_type="application/json")
+        return self._response
 
     @property
     def callback_response(self) -> Response:
