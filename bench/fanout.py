@@ -115,8 +115,12 @@ def create_app() -> Any:
 
     @asgi.get("/_fanout/stats")
     async def stats() -> dict[str, Any]:
-        return {**broadcast.stats(), "pid": os.getpid(), "cpu": time.process_time(),
-                "brokers": len(app.host.brokers)}
+        return {
+            **broadcast.stats(),
+            "pid": os.getpid(),
+            "cpu": time.process_time(),
+            "brokers": len(app.host.brokers),
+        }
 
     return asgi
 
@@ -126,8 +130,9 @@ def create_app() -> Any:
 
 def _mask(data: bytes, key: bytes) -> bytes:
     n = len(data)
-    return (int.from_bytes(data, "big") ^ int.from_bytes((key * (n // 4 + 1))[:n], "big")
-            ).to_bytes(n, "big")
+    return (int.from_bytes(data, "big") ^ int.from_bytes((key * (n // 4 + 1))[:n], "big")).to_bytes(
+        n, "big"
+    )
 
 
 def _frame(text: bytes) -> bytes:
@@ -152,10 +157,14 @@ class Session(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         key = base64.b64encode(os.urandom(16)).decode()
-        transport.write((f"GET {WS_PATH} HTTP/1.1\r\nHost: {self.host}\r\n"
-                         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                         f"Origin: http://{self.host}\r\n\r\n").encode())
+        transport.write(
+            (
+                f"GET {WS_PATH} HTTP/1.1\r\nHost: {self.host}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                f"Origin: http://{self.host}\r\n\r\n"
+            ).encode()
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -174,25 +183,26 @@ class Session(asyncio.Protocol):
                 self.open.set_exception(ConnectionError(buf[:end].decode("latin-1")))
                 self.transport.close()
                 return
-            buf = buf[end + 4:]
+            buf = buf[end + 4 :]
             self.open.set_result(None)
-            self.transport.write(_frame(orjson.dumps(
-                {"type": "renderer_joined", "rendererId": self.renderer_id})))
+            self.transport.write(
+                _frame(orjson.dumps({"type": "renderer_joined", "rendererId": self.renderer_id}))
+            )
         pos, n = 0, len(buf)
         while n - pos >= 2:
             length, head = buf[pos + 1] & 0x7F, 2
             if length == 126:
                 if n - pos < 4:
                     break
-                length, head = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
+                length, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
             elif length == 127:
                 if n - pos < 10:
                     break
-                length, head = int.from_bytes(buf[pos + 2:pos + 10], "big"), 10
+                length, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
             if pos + head + length > n:
                 break
             if buf[pos] & 0x0F == 1:
-                self.on_text(buf[pos + head:pos + head + length], now)
+                self.on_text(buf[pos + head : pos + head + length], now)
             pos += head + length
         self.buf = buf[pos:]
 
@@ -218,7 +228,8 @@ async def _client(targets: list[tuple[str, int]], count: int, tag: str, pipe: An
         for i in range(start, min(count, start + 50)):
             host, port = targets[i % len(targets)]
             _transport, session = await loop.create_connection(
-                lambda h=f"{host}:{port}", i=i: Session(h, f"{tag}-{i}", sink), host, port)
+                lambda h=f"{host}:{port}", i=i: Session(h, f"{tag}-{i}", sink), host, port
+            )
             batch.append(session)
         await asyncio.wait_for(asyncio.gather(*(s.open for s in batch)), timeout=30)
         sessions += batch
@@ -245,8 +256,12 @@ def free_port() -> int:
 
 def http_json(url: str, body: Any = None, timeout: float = 10.0) -> Any:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method="POST" if data else "GET",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method="POST" if data else "GET",
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
 
@@ -269,9 +284,23 @@ class Redis:
         self.port = free_port()
         server = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.proc = subprocess.Popen(
-            [server, "--port", str(self.port), "--bind", LOOPBACK, "--save", "",
-             "--appendonly", "no", "--dir", str(workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                server,
+                "--port",
+                str(self.port),
+                "--bind",
+                LOOPBACK,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         import redis
 
         self.client = redis.Redis(host=LOOPBACK, port=self.port, socket_timeout=2)
@@ -297,10 +326,22 @@ class Server:
         self.log = log
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hypercorn", "--bind", f"{LOOPBACK}:{self.port}",
-                 "--graceful-timeout", "2", "bench.fanout:create_app()"],
-                cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **env},
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "hypercorn",
+                    "--bind",
+                    f"{LOOPBACK}:{self.port}",
+                    "--graceful-timeout",
+                    "2",
+                    "bench.fanout:create_app()",
+                ],
+                cwd=REPO,
+                env={**os.environ, "PYTHONPATH": str(REPO), **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         wait_until(lambda: bool(self.stats()), 30, f"server on {self.port}")
 
     def url(self, path: str) -> str:
@@ -329,22 +370,27 @@ def run_scenario(name: str, args: argparse.Namespace, workdir: Path) -> dict[str
     spec = SCENARIOS[name]
     load_before = os.getloadavg()[0]
     redis = Redis(workdir) if spec["backend"] == "redis" else None
-    env = {"FANOUT_MODE": spec["mode"],
-           "QUARTDASH_BROADCAST_URL": redis.url if redis else "memory://"}
+    env = {
+        "FANOUT_MODE": spec["mode"],
+        "QUARTDASH_BROADCAST_URL": redis.url if redis else "memory://",
+    }
     servers: list[Server] = []
     clients: list[tuple[Any, Any]] = []
     try:
         servers = [Server(env, workdir / f"{name}-{i}.log") for i in range(spec["servers"])]
         targets = [(LOOPBACK, s.port) for s in servers]
         ctx = mp.get_context("spawn")
-        share = [args.sessions // args.clients + (i < args.sessions % args.clients)
-                 for i in range(args.clients)]
+        share = [
+            args.sessions // args.clients + (i < args.sessions % args.clients)
+            for i in range(args.clients)
+        ]
         for i, count in enumerate(share):
             parent, child = ctx.Pipe()
             # Rotate the targets so every server gets its share from every client.
-            rotated = targets[i % len(targets):] + targets[:i % len(targets)]
-            proc = ctx.Process(target=client_main, args=(rotated, count, f"c{i}", child),
-                               daemon=True)
+            rotated = targets[i % len(targets) :] + targets[: i % len(targets)]
+            proc = ctx.Process(
+                target=client_main, args=(rotated, count, f"c{i}", child), daemon=True
+            )
             proc.start()
             clients.append((proc, parent))
         for _, pipe in clients:
@@ -353,8 +399,11 @@ def run_scenario(name: str, args: argparse.Namespace, workdir: Path) -> dict[str
             kind, _ = pipe.recv()
             assert kind == "ready"
         member_key = "members" if spec["mode"] == "props" else "subscriptions"
-        wait_until(lambda: sum(s.stats()[member_key] for s in servers) == args.sessions, 60,
-                   f"{args.sessions} {member_key}")
+        wait_until(
+            lambda: sum(s.stats()[member_key] for s in servers) == args.sessions,
+            60,
+            f"{args.sessions} {member_key}",
+        )
         time.sleep(0.5)
 
         publish_url = servers[0].url("/_fanout/publish")
@@ -380,8 +429,9 @@ def run_scenario(name: str, args: argparse.Namespace, workdir: Path) -> dict[str
         after = [s.stats() for s in servers]
         cpu1 = [a["cpu"] for a in after]
         redis_cpu1 = redis.cpu() if redis else 0.0
-        fanout_s = sum(a["fanout_seconds"] - b["fanout_seconds"]
-                       for a, b in zip(after, before, strict=True))
+        fanout_s = sum(
+            a["fanout_seconds"] - b["fanout_seconds"] for a, b in zip(after, before, strict=True)
+        )
 
         received: dict[int, list[float]] = {}
         lost = 0
@@ -432,7 +482,9 @@ def run_scenario(name: str, args: argparse.Namespace, workdir: Path) -> dict[str
         "cpu_us_per_delivery": 1e6 * cpu / deliveries if deliveries else None,
         "redis_cpu_us_per_publish": (
             1e6 * ((redis_cpu1 - redis_cpu0) - (redis_base1 - redis_base0)) / args.publishes
-            if redis else None),
+            if redis
+            else None
+        ),
         "loadavg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
@@ -441,21 +493,25 @@ def table(results: list[dict[str, Any]]) -> str:
     def fmt(value: Any, digits: int = 1) -> str:
         return "-" if value is None else f"{value:.{digits}f}"
 
-    lines = ["| scenario | delivered | last p50 (ms) | last max (ms) | p50 (ms) | p99 (ms) "
-             "| hub fan-out (ms) | server CPU/delivery (µs) | Redis CPU/publish (µs) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| scenario | delivered | last p50 (ms) | last max (ms) | p50 (ms) | p99 (ms) "
+        "| hub fan-out (ms) | server CPU/delivery (µs) | Redis CPU/publish (µs) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         lines.append(
             f"| {r['scenario']} | {r['delivered']}/{r['expected']} | {fmt(r['last_p50_ms'])} "
             f"| {fmt(r['last_max_ms'])} | {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])} "
             f"| {fmt(r['hub_fanout_ms'], 2)} | {fmt(r['cpu_us_per_delivery'])} "
-            f"| {fmt(r['redis_cpu_us_per_publish'], 0)} |")
+            f"| {fmt(r['redis_cpu_us_per_publish'], 0)} |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=2, help="client processes")
@@ -465,8 +521,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     names = args.scenario or list(SCENARIOS)
-    print(f"# fan-out: {args.sessions} sessions, {args.publishes} publishes, "
-          f"{os.cpu_count()} CPUs, {platform.python_version()}", file=sys.stderr)
+    print(
+        f"# fan-out: {args.sessions} sessions, {args.publishes} publishes, "
+        f"{os.cpu_count()} CPUs, {platform.python_version()}",
+        file=sys.stderr,
+    )
     results = []
     with tempfile.TemporaryDirectory(prefix="fanout-") as tmp:
         for name in names:
@@ -476,8 +535,12 @@ def main() -> None:
             results.append(result)
     print(table(results))
     if args.json:
-        args.json.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"),
-                                         "cpus": os.cpu_count(), "results": results}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "results": results},
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

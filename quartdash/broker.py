@@ -127,6 +127,7 @@ class SessionBroker:
         self._idle_timer: asyncio.TimerHandle | None = None
         self._send_started: float | None = None
         self._send_watchdog: asyncio.TimerHandle | None = None
+        self._last_inbound = self.loop.time()
 
     # -- the connection's life -----------------------------------------------------
 
@@ -266,6 +267,7 @@ class SessionBroker:
     # -- inbound --------------------------------------------------------------------
 
     async def on_frame(self, data: str | bytes) -> None:
+        self._last_inbound = self.loop.time()  # the client is alive (send watchdog)
         if len(data) > self.config.max_message_size:
             self.request_close(
                 CloseCode.MESSAGE_TOO_BIG,
@@ -281,7 +283,11 @@ class SessionBroker:
             self.send_error(problem)
         hooks = self.host.message_hooks()
         for message in messages:
-            if not self._take_token():
+            # An answer to a get_prop we asked for is not the client's doing:
+            # it is bounded by our own requests, so it spends no token.
+            solicited = (message.type == protocol.GET_PROPS_RESPONSE
+                         and message.request_id in self.pending_props)
+            if not solicited and not self._take_token():
                 self.request_close(CloseCode.FLOOD, "too many messages per second")
                 return
             if hooks and not await self._run_message_hooks(hooks, message):
@@ -603,9 +609,13 @@ class SessionBroker:
             self.frames_sent += 1
             self._last_activity = loop.time()
 
-    # A send blocks only when the client stops reading (TCP back-pressure).
-    # One lazily armed timer watches the sends instead of a timeout per send:
-    # most sends complete at once, so it rarely exists and rarely fires.
+    # A send blocks only when the client reads slower than we write (TCP
+    # back-pressure). One lazily armed timer watches the sends instead of a
+    # timeout per send: most sends complete at once, so it rarely exists.
+    # A client counts as stuck, and is closed with 4009, only when a send has
+    # been blocked for send_timeout *and* it sent nothing meanwhile: a slow
+    # reader that is still alive (heartbeats, answers) keeps its connection,
+    # its pushes coalesced to the latest values until it catches up.
 
     def _arm_send_watchdog(self, delay: float) -> None:
         self._send_watchdog = self.loop.call_later(delay, self._check_send)
@@ -615,13 +625,13 @@ class SessionBroker:
         started = self._send_started
         if started is None or self.closed:
             return
-        blocked = self.loop.time() - started
-        timeout = self.config.send_timeout
-        if blocked >= timeout:
+        now, timeout = self.loop.time(), self.config.send_timeout
+        deadline = max(started, self._last_inbound) + timeout
+        if now >= deadline:
             self.request_close(CloseCode.SLOW_CONSUMER,
-                               f"a send blocked for more than {timeout} s")
+                               f"a send blocked for more than {timeout} s on a silent client")
         else:
-            self._arm_send_watchdog(timeout - blocked)
+            self._arm_send_watchdog(deadline - now)
 
     # -- inactivity ----------------------------------------------------------------------
 

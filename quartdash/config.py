@@ -42,15 +42,16 @@ class WebSocketConfig:
     max_batch: int = 100
     """Most messages in one inbound frame."""
     max_messages_per_second: int = 200
-    """Inbound messages per second per connection (burst: twice this); more closes 4008."""
+    """Unsolicited inbound messages per second per connection (burst: twice this); more
+    closes 4008. Answers to the server's own get_prop requests do not count."""
     max_concurrent_callbacks: int = 64
     """Callbacks running at once on one connection (persistent ones included)."""
     max_renderers: int = 64
     """Tabs one connection may carry."""
     max_pending: int = 10_000
     """Outbound frames waiting for a slow client after coalescing; more closes 4009."""
-    send_timeout: float = 30.0
-    """Seconds one send may block on a client that stopped reading; then close 4009."""
+    send_timeout: float = 60.0
+    """Seconds a send may block while the client sends nothing either; then close 4009."""
     shutdown_grace: float = 5.0
     """Seconds callbacks get to run their cleanup after cancellation."""
 

@@ -1,0 +1,59 @@
+"""Contender: quartdash, served by hypercorn.
+
+    hypercorn quartdash_app:asgi
+
+Written against quartdash's target API (shared/DESIGN.md): the Dash app is the
+same as dash_quart_app.py except for the import of ``Dash`` and ``asgi =
+app.asgi``.  Until the quartdash package imports, bench/run.py skips this
+contender and prints why.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import _common as common
+from dash import Input, Output, callback, ctx, set_props
+
+from quartdash import Dash
+
+app = Dash(
+    __name__,
+    websocket_callbacks=True,
+    # The default flood limit (200 unsolicited messages/s): answers to
+    # get_prop do not count, so scenario (b) runs with it as shipped.
+    websocket_max_messages_per_second=int(os.environ.get("BENCH_MAX_MSGS_PER_S", "200")),
+)
+app.layout = common.dash_layout()
+
+
+@callback(persistent=True)
+async def live():
+    ws = ctx.websocket
+    async for seq in common.ticks(lambda: ws.is_shutdown):
+        set_props(common.LIVE_ID, {"children": common.payload(seq)})
+
+
+@callback(Output("echo-out", "children"), Input("btn", "n_clicks"), prevent_initial_call=True)
+async def echo(n_clicks):
+    ws = ctx.websocket
+    value = None
+    for _ in range(common.getprop_count(n_clicks)):
+        value = await ws.get_prop("inp", "value")
+        common.STATS["getprops"] += 1
+    return value
+
+
+@callback(Output("http-out", "children"), Input("http-btn", "n_clicks"))
+def http_cb(n_clicks):
+    common.STATS["http"] += 1
+    return f"clicked {n_clicks}"
+
+
+asgi = app.asgi  # the Quart app
+
+
+@asgi.route("/_bench/stats")
+async def bench_stats():
+    return {**common.stats(), "time": time.time()}

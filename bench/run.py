@@ -1,0 +1,905 @@
+#!/usr/bin/env python
+"""One command for the side-by-side benchmark (see bench/README.md).
+
+    .venv/bin/python bench/run.py [--quick] [--scenarios a,b,c,d] [--runs 3]
+    .venv/bin/python bench/run.py --scenario slow [--quick]
+
+For every measurement it starts one server in its own process group on a free
+127.0.0.1 port, waits until it answers, samples the server's process tree
+(CPU time, RSS) around the load generator's measuring window, runs
+bench/loadgen.py in a separate process group, then stops the server.  Every
+wait is bounded; servers and load generators are always killed (process
+groups) on the way out.
+
+Scenarios:
+  a     N sessions x BENCH_HZ pushes (default 10 Hz) for N in --sizes
+  b     one session, get_prop round trips (echo callback, K per request)
+  c     HTTP callback requests per second (POST /_dash-update-component)
+  d     10,000 connected sessions whose persistent callback sleeps: RSS, idle CPU
+  slow  one client reading 10 frames/s from a 1000 Hz producer (60 s)
+
+Contenders (bench/apps/):
+  quartdash     quartdash_app:asgi       hypercorn, 1 worker
+  raw           raw_quart_app:asgi       hypercorn, 1 worker (bare Quart websocket)
+  dash-quart    dash_quart_app:asgi      hypercorn, 1 worker (Dash 4.4.1 backend="quart")
+  dash-fastapi  dash_fastapi_app:asgi    uvicorn[standard] (Dash 4.4.1 backend="fastapi")
+  dash-flask    dash_flask_app:wsgi      gunicorn, 1 worker, gthread x 8 (scenario c only)
+A contender whose app module does not import is skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import queue
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+APPS = BENCH / "apps"
+RESULTS = BENCH / "results"
+PY = sys.executable
+
+QD = "quartdash"
+CONTENDERS: dict[str, dict[str, str]] = {
+    QD: {"module": "quartdash_app", "attr": "asgi", "server": "hypercorn"},
+    "raw": {"module": "raw_quart_app", "attr": "asgi", "server": "hypercorn"},
+    "dash-quart": {"module": "dash_quart_app", "attr": "asgi", "server": "hypercorn"},
+    "dash-fastapi": {"module": "dash_fastapi_app", "attr": "asgi", "server": "uvicorn"},
+    "dash-flask": {"module": "dash_flask_app", "attr": "wsgi", "server": "gunicorn"},
+}
+WS_CONTENDERS = [QD, "raw", "dash-quart", "dash-fastapi"]
+SCENARIO_CONTENDERS = {
+    "a": WS_CONTENDERS,
+    "b": WS_CONTENDERS,
+    "c": [QD, "raw", "dash-quart", "dash-fastapi", "dash-flask"],
+    "d": WS_CONTENDERS,
+    "slow": WS_CONTENDERS,
+}
+OTHERS = ["raw", "dash-quart", "dash-fastapi", "dash-flask"]
+
+
+def log(*parts: object) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def raise_nofile() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_env(extra: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(APPS), str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    )
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def server_cmd(name: str, port: int) -> list[str]:
+    c = CONTENDERS[name]
+    target = f"{c['module']}:{c['attr']}"
+    if c["server"] == "hypercorn":
+        return [PY, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+                "--backlog", "4096", "--graceful-timeout", "1", target]  # fmt: skip
+    if c["server"] == "uvicorn":
+        return [PY, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
+                "--backlog", "4096", "--log-level", "warning", "--no-access-log",
+                "--timeout-graceful-shutdown", "1", target]  # fmt: skip
+    if c["server"] == "gunicorn":
+        return [PY, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+                "--worker-class", "gthread", "--threads", "8", "--backlog", "4096",
+                "--no-control-socket", "--graceful-timeout", "1", target]  # fmt: skip
+    raise ValueError(c["server"])
+
+
+_import_cache: dict[str, str | None] = {}
+
+
+def import_problem(name: str) -> str | None:
+    """None if the contender's app module imports, else why not."""
+    if name in _import_cache:
+        return _import_cache[name]
+    mod = CONTENDERS[name]["module"]
+    try:
+        p = subprocess.run(
+            [PY, "-c", f"import {mod}"],
+            cwd=APPS,
+            env=server_env({"BENCH_HZ": "0"}),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        err = None
+        if p.returncode != 0:
+            lines = [ln for ln in p.stderr.strip().splitlines() if ln.strip()]
+            err = lines[-1] if lines else f"exit {p.returncode}"
+    except subprocess.TimeoutExpired:
+        err = "import timed out"
+    _import_cache[name] = err
+    return err
+
+
+def kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    if proc.poll() is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # stray children of a dead leader
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+
+
+def tree(pid: int) -> list[psutil.Process]:
+    try:
+        p = psutil.Process(pid)
+        return [p, *p.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def sample(pid: int) -> dict[str, float]:
+    cpu = rss = 0.0
+    n = 0
+    for p in tree(pid):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            t = p.cpu_times()
+            cpu += t.user + t.system
+            rss += p.memory_info().rss
+            n += 1
+    st = psutil.cpu_times()
+    # busy CPU of the whole machine (guest time is already inside user; steal is not ours)
+    busy = st.user + st.nice + st.system + getattr(st, "irq", 0.0) + getattr(st, "softirq", 0.0)
+    return {
+        "cpu_s": cpu,
+        "rss_mb": rss / 2**20,
+        "procs": n,
+        "time": time.time(),
+        "sys_busy_s": busy,
+    }
+
+
+def wait_quiet(max_wait: float, below_pct: float) -> float:
+    """Wait (at most ``max_wait`` s) until the machine's other load is below
+    ``below_pct`` % of all CPUs; return the last reading.  Benchmarks on a
+    shared 2-core machine are only as good as its quiet moments."""
+    deadline = time.monotonic() + max_wait
+    busy = psutil.cpu_percent(interval=1.0)
+    while busy > below_pct and time.monotonic() < deadline:
+        busy = psutil.cpu_percent(interval=1.0)
+    return busy
+
+
+def get_json(url: str, timeout: float = 5.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+class Server:
+    def __init__(self, name: str, env: dict[str, str], logdir: Path, tag: str) -> None:
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.logfile = logdir / f"{tag}-{name}.log"
+        self.env = server_env(env)
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> Server:
+        self._log = open(self.logfile, "w")
+        self.proc = subprocess.Popen(
+            server_cmd(self.name, self.port),
+            cwd=APPS,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited at start, see {self.logfile}")
+                with contextlib.suppress(OSError, ValueError):
+                    get_json(self.url + "/_bench/stats", timeout=2)
+                    time.sleep(0.5)  # let it settle
+                    return self
+                time.sleep(0.2)
+            raise RuntimeError(f"{self.name} not ready in 60 s, see {self.logfile}")
+        except BaseException:
+            self.__exit__()  # __exit__ does not run when __enter__ raises
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            kill_group(self.proc)
+        self._log.close()
+
+    def stats(self) -> dict[str, Any]:
+        try:
+            return get_json(self.url + "/_bench/stats")
+        except Exception as e:
+            return {"error": repr(e)}
+
+
+def run_loadgen(
+    server: Server, lg_args: list[str], timeout: float, rss_every: float = 0.0
+) -> dict[str, Any]:
+    """Run loadgen against ``server``; sample the server at the window's edges."""
+    cmd = [PY, str(BENCH / "loadgen.py"), "--url", server.url, *lg_args]
+    with open(server.logfile.with_suffix(".loadgen.log"), "w") as errlog:
+        lg = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=errlog,
+            text=True,
+            start_new_session=True,
+        )
+    lines: queue.Queue = queue.Queue()
+
+    def reader() -> None:
+        assert lg.stdout is not None
+        for line in lg.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    reader_thread = threading.Thread(target=reader, daemon=True)
+    reader_thread.start()
+    pid = server.proc.pid  # type: ignore[union-attr]
+    out: dict[str, Any] = {"baseline": sample(pid), "rss_series": []}
+    deadline = time.monotonic() + timeout
+    next_rss = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            if rss_every and time.monotonic() >= next_rss:
+                s = sample(pid)
+                out["rss_series"].append((s["time"], s["rss_mb"]))
+                next_rss += rss_every
+            try:
+                line = lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if ev.get("event") == "connected":
+                out["connected"] = ev
+            elif ev.get("event") == "window":
+                t0, t1 = ev["t0"], ev["t1"]
+                _sleep_until(t0, deadline, rss_every, pid, out)
+                out["s0"] = sample(pid)
+                out["stats0"] = server.stats()
+                _sleep_until(t1, deadline, rss_every, pid, out)
+                out["s1"] = sample(pid)
+                out["stats1"] = server.stats()
+                next_rss = time.monotonic() + rss_every
+            elif ev.get("event") == "result":
+                out["result"] = ev
+                break
+        else:
+            out["error"] = "load generator timed out"
+    finally:
+        kill_group(lg, grace=10)
+        reader_thread.join(timeout=5)
+        if lg.stdout is not None and not reader_thread.is_alive():
+            lg.stdout.close()
+    if "result" not in out and "error" not in out:
+        out["error"] = f"load generator exited {lg.returncode} without a result"
+    return out
+
+
+def _sleep_until(t: float, deadline: float, rss_every: float, pid: int, out: dict) -> None:
+    while time.time() < t and time.monotonic() < deadline:
+        time.sleep(min(0.05, max(0.0, t - time.time())))
+        if rss_every and out["rss_series"] and time.time() - out["rss_series"][-1][0] >= rss_every:
+            s = sample(pid)
+            out["rss_series"].append((s["time"], s["rss_mb"]))
+
+
+# --------------------------------------------------------------------------
+# metrics per scenario
+
+
+def other_cpu_pct(m: dict[str, Any]) -> float | None:
+    """CPU used by everything but the server and the load generator during the
+    window, in % of one core (the benchmark shares its machine)."""
+    r = m.get("result") or {}
+    if "s0" not in m or "s1" not in m:
+        return None
+    dur = r.get("duration") or (m["s1"]["time"] - m["s0"]["time"])
+    cpu = m["s1"]["cpu_s"] - m["s0"]["cpu_s"]
+    busy = m["s1"]["sys_busy_s"] - m["s0"]["sys_busy_s"]
+    return 100.0 * (busy - cpu - (r.get("loadgen_cpu_s") or 0.0)) / dur
+
+
+def metrics(scn: str, m: dict[str, Any], hz: float, sessions: int) -> dict[str, Any]:
+    r = m.get("result") or {}
+    if "s0" not in m or "s1" not in m:
+        return {"error": m.get("error", "no window"), "result": r}
+    dur = r.get("duration") or (m["s1"]["time"] - m["s0"]["time"])
+    cpu = m["s1"]["cpu_s"] - m["s0"]["cpu_s"]
+    base = m["baseline"]["rss_mb"]
+    n = r.get("sessions", 0)
+    out: dict[str, Any] = {
+        "sessions": n,
+        "failed": r.get("failed", 0),
+        "closed": r.get("closed", 0),
+        "errors": r.get("errors", 0),
+        "server_cpu_pct": 100.0 * cpu / dur,
+        "server_rss_mb": m["s1"]["rss_mb"],
+        "server_rss_base_mb": base,
+        "rss_kb_per_session": (m["s1"]["rss_mb"] - base) * 1024 / n if n else None,
+        "lg_cpu_pct": r.get("loadgen_cpu_pct"),
+        "lg_cpu_pct_max_proc": r.get("loadgen_cpu_pct_max_proc"),
+        "lg_lag_p99_ms": r.get("loadgen_lag_p99_ms"),
+        "lg_procs": r.get("procs"),
+        "other_cpu_pct": other_cpu_pct(m),
+        "attempt": m.get("attempt"),
+        "busy_before_pct": m.get("busy_before_pct"),
+    }
+    s0, s1 = m.get("stats0", {}), m.get("stats1", {})
+    if "produced" in s0 and "produced" in s1:
+        out["produced_per_s"] = (s1["produced"] - s0["produced"]) / dur
+        out["server_active"] = s1.get("active")
+    if scn == "a":
+        delivered = r.get("delivered_per_s", 0.0)
+        demanded = n * hz
+        out.update(
+            demanded_per_s=demanded,
+            delivered_per_s=delivered,
+            delivered_pct=100.0 * delivered / demanded if demanded else None,
+            p50_ms=r.get("lat_p50_ms"),
+            p99_ms=r.get("lat_p99_ms"),
+            skipped=r.get("skipped"),
+            cpu_ms_per_1k=cpu * 1e6 / (delivered * dur) if delivered else None,
+        )
+    elif scn == "b":
+        rate = r.get("getprops_per_s", 0.0)
+        out.update(
+            per_s=rate,
+            p50_ms=r.get("getprop_p50_ms"),
+            p99_ms=r.get("getprop_p99_ms"),
+            callback_p50_ms=r.get("callback_p50_ms"),
+            cpu_ms_per_1k=cpu * 1e6 / (rate * dur) if rate else None,
+        )
+    elif scn == "c":
+        rate = r.get("http_per_s", 0.0)
+        out.update(
+            per_s=rate,
+            http_bad=r.get("http_bad"),
+            p50_ms=r.get("http_p50_ms"),
+            p99_ms=r.get("http_p99_ms"),
+            cpu_ms_per_1k=cpu * 1e6 / (rate * dur) if rate else None,
+        )
+    elif scn == "d":
+        out.update(idle_cpu_pct=100.0 * cpu / dur, wanted=sessions)
+    return out
+
+
+def growth(series: list[tuple[float, float]]) -> float | None:
+    if len(series) < 3:
+        return None
+    t0 = series[0][0]
+    steady = [(t, v) for t, v in series if t - t0 >= 4.5]
+    if len(steady) < 2 or steady[-1][0] <= steady[0][0]:
+        return None
+    return (steady[-1][1] - steady[0][1]) * 60 / (steady[-1][0] - steady[0][0])
+
+
+def slow_metrics(m: dict[str, Any], duration: float) -> dict[str, Any]:
+    r = m.get("result") or {}
+    slow = r.get("slow") or {}
+    series = m.get("rss_series", [])
+    st = r.get("server_stats") or {}
+    rss = [v for _, v in series]
+    out: dict[str, Any] = {"error": m.get("error")} if m.get("error") else {}
+    final = (slow.get("final_value") or {}).get("seq")
+    out.update(
+        rss_series=[(round(t - series[0][0], 1), round(v, 2)) for t, v in series] if series else [],
+        rss_start_mb=rss[0] if rss else None,
+        rss_max_mb=max(rss) if rss else None,
+        rss_end_mb=rss[-1] if rss else None,
+        # steady-state growth: from the first sample >= 5 s in (start-up allocations
+        # of the first seconds are not growth) to the last one
+        rss_growth_mb_per_min=growth(series),
+        produced=st.get("produced"),
+        producer_last_seq=st.get("last_seq"),
+        client_last_seq=final,
+        last_matches=final is not None and final == st.get("last_seq"),
+        frames_read_slow=slow.get("frames_read_slow"),
+        age_p50_s=slow.get("age_p50_s"),
+        age_max_s=slow.get("age_max_s"),
+        slow_phase_last_seq=(slow.get("slow_last") or {}).get("seq"),
+        drain_s=slow.get("drain_s"),
+        client_closed=slow.get("closed"),
+        close_info=slow.get("close_info"),
+        lg_cpu_pct=r.get("loadgen_cpu_pct"),
+    )
+    return out
+
+
+# --------------------------------------------------------------------------
+# table
+
+
+def fmt(v: Any, nd: int = 1) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
+    if isinstance(v, float):
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def ratio(a: Any, b: Any) -> float | None:
+    if a is None or b is None or not b:
+        return None
+    return a / b
+
+
+def median(vals: list[Any]) -> Any:
+    xs = [v for v in vals if isinstance(v, int | float) and not isinstance(v, bool)]
+    return statistics.median(xs) if xs else None
+
+
+COLUMNS = {
+    "a": [
+        ("demanded/s", "demanded_per_s", 0),
+        ("produced/s", "produced_per_s", 0),
+        ("delivered/s", "delivered_per_s", 0),
+        ("deliv%", "delivered_pct", 1),
+        ("p50 ms", "p50_ms", 1),
+        ("p99 ms", "p99_ms", 1),
+        ("srv ms/1k", "cpu_ms_per_1k", 1),
+        ("srv cpu%", "server_cpu_pct", 0),
+        ("KB/sess", "rss_kb_per_session", 1),
+        ("lg cpu%", "lg_cpu_pct", 0),
+        ("other%", "other_cpu_pct", 0),
+    ],
+    "b": [
+        ("rt/s", "per_s", 0),
+        ("p50 ms", "p50_ms", 2),
+        ("p99 ms", "p99_ms", 2),
+        ("srv ms/1k", "cpu_ms_per_1k", 1),
+        ("srv cpu%", "server_cpu_pct", 0),
+        ("lg cpu%", "lg_cpu_pct", 0),
+        ("other%", "other_cpu_pct", 0),
+    ],
+    "c": [
+        ("req/s", "per_s", 0),
+        ("p50 ms", "p50_ms", 2),
+        ("p99 ms", "p99_ms", 2),
+        ("srv ms/1k", "cpu_ms_per_1k", 1),
+        ("srv cpu%", "server_cpu_pct", 0),
+        ("lg cpu%", "lg_cpu_pct", 0),
+        ("other%", "other_cpu_pct", 0),
+    ],
+    "d": [
+        ("connected", "sessions", 0),
+        ("cb running", "server_active", 0),
+        ("RSS MB", "server_rss_mb", 0),
+        ("KB/sess", "rss_kb_per_session", 1),
+        ("idle cpu%", "idle_cpu_pct", 1),
+        ("lg cpu%", "lg_cpu_pct", 0),
+        ("other%", "other_cpu_pct", 0),
+    ],
+}
+# ratio columns (quartdash / this row): which metrics
+RATIOS = {
+    "a": [
+        ("deliv", "delivered_per_s"),
+        ("p50", "p50_ms"),
+        ("ms/1k", "cpu_ms_per_1k"),
+        ("KB/sess", "rss_kb_per_session"),
+    ],
+    "b": [("rt/s", "per_s"), ("p50", "p50_ms"), ("ms/1k", "cpu_ms_per_1k")],
+    "c": [("req/s", "per_s"), ("p50", "p50_ms"), ("ms/1k", "cpu_ms_per_1k")],
+    "d": [("KB/sess", "rss_kb_per_session"), ("idle cpu", "idle_cpu_pct")],
+}
+TITLES = {
+    "a": "(a) N sessions x {hz:g} Hz pushes from a persistent callback",
+    "b": "(b) one session, get_prop round trips ({k} per callback request)",
+    "c": "(c) HTTP callback requests/s (POST /_dash-update-component, {conns} keep-alive conns)",
+    "d": "(d) {n} connected sessions, persistent callback sleeping",
+}
+
+
+def summarize(scn: str, runs: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Medians over runs per contender; ratios quartdash/other per run, then median."""
+    names = sorted({n for r in runs for n in r}, key=lambda n: list(CONTENDERS).index(n))
+    med: dict[str, dict[str, Any]] = {}
+    for n in names:
+        rows = [r[n] for r in runs if n in r and "error" not in r[n]]
+        keys = {k for row in rows for k in row}
+        med[n] = {k: median([row.get(k) for row in rows]) for k in keys}
+        med[n]["runs_ok"] = len(rows)
+        errs = [r[n]["error"] for r in runs if n in r and "error" in r[n]]
+        if errs:
+            med[n]["errors_seen"] = errs[:3]
+    rat: dict[str, dict[str, Any]] = {}
+    for n in names:
+        if n == QD:
+            continue
+        rat[n] = {}
+        for _, key in RATIOS[scn]:
+            per_run = [
+                ratio(r[QD].get(key), r[n].get(key))
+                for r in runs
+                if QD in r and n in r and "error" not in r[QD] and "error" not in r[n]
+            ]
+            rat[n][key] = median(per_run)
+    return {"median": med, "ratios": rat}
+
+
+def render(scn: str, label: str, summary: dict[str, Any]) -> str:
+    cols = COLUMNS[scn]
+    rcols = RATIOS[scn]
+    head = ["contender", *[c[0] for c in cols], *[f"qd/x {c[0]}" for c in rcols]]
+    rows = []
+    for n, vals in summary["median"].items():
+        if "runs_ok" in vals and not vals["runs_ok"]:
+            rows.append([n, "failed: " + "; ".join(map(str, vals.get("errors_seen", [])))[:80]])
+            continue
+        row = [n] + [fmt(vals.get(k), nd) for _, k, nd in cols]
+        if n == QD:
+            row += ["1.00"] * len(rcols)
+        else:
+            row += [fmt(summary["ratios"].get(n, {}).get(k), 2) for _, k in rcols]
+        rows.append(row)
+    widths = [max(len(str(r[i])) for r in [head, *rows] if i < len(r)) for i in range(len(head))]
+    lines = [label]
+    lines.append(
+        "  ".join(
+            h.rjust(w) if i else h.ljust(w)
+            for i, (h, w) in enumerate(zip(head, widths, strict=True))
+        )
+    )
+    for r in rows:
+        lines.append(
+            "  ".join(
+                str(c).rjust(widths[i]) if i else str(c).ljust(widths[i]) for i, c in enumerate(r)
+            )
+        )
+    return "\n".join(lines)
+
+
+def render_slow(res: dict[str, dict[str, Any]], duration: float) -> str:
+    head = ["contender", "produced", "read@10/s", "age p50 s", "age max s", "RSS start",
+            "RSS max", "RSS end", "MB/min", "last==producer", "drain s"]  # fmt: skip
+    rows = []
+    for n, v in res.items():
+        if "skipped" in v:
+            rows.append([n, "skipped: " + v["skipped"][:90]])
+            continue
+        rows.append(
+            [
+                n,
+                fmt(v.get("produced"), 0),
+                fmt(v.get("frames_read_slow"), 0),
+                fmt(v.get("age_p50_s"), 2),
+                fmt(v.get("age_max_s"), 2),
+                fmt(v.get("rss_start_mb"), 1),
+                fmt(v.get("rss_max_mb"), 1),
+                fmt(v.get("rss_end_mb"), 1),
+                fmt(v.get("rss_growth_mb_per_min"), 2),
+                f"{fmt(v.get('last_matches'))} "
+                f"({v.get('client_last_seq')}/{v.get('producer_last_seq')})",
+                fmt(v.get("drain_s"), 1),
+            ]
+        )
+    widths = [max(len(str(r[i])) for r in [head, *rows] if i < len(r)) for i in range(len(head))]
+    lines = [f"(slow) 1000 Hz producer, client reading 10 frames/s for {duration:g} s"]
+    lines.append(
+        "  ".join(
+            h.rjust(w) if i else h.ljust(w)
+            for i, (h, w) in enumerate(zip(head, widths, strict=True))
+        )
+    )
+    for r in rows:
+        lines.append(
+            "  ".join(
+                str(c).rjust(widths[i]) if i else str(c).ljust(widths[i]) for i, c in enumerate(r)
+            )
+        )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="quartdash side-by-side benchmark")
+    ap.add_argument("--quick", action="store_true", help="short windows, small N, 1 run")
+    ap.add_argument("--scenarios", default="a,b,c,d", help="comma list of a,b,c,d,slow")
+    ap.add_argument("--scenario", help="alias of --scenarios (e.g. --scenario slow)")
+    ap.add_argument("--runs", type=int, default=None, help="runs per measurement (default 3)")
+    ap.add_argument("--sizes", default=None, help="N for (a), default 100,1000,3000")
+    ap.add_argument("--contenders", default=None, help="comma list (default: all that import)")
+    ap.add_argument("--hz", type=float, default=10.0, help="pushes per session per second (a)")
+    ap.add_argument("--procs", type=int, default=1, help="load generator processes")
+    ap.add_argument("--warmup", type=float, default=None)
+    ap.add_argument("--duration", type=float, default=None)
+    ap.add_argument("--idle-sessions", type=int, default=None, help="N for (d), default 10000")
+    ap.add_argument("--getprop-k", type=int, default=100)
+    ap.add_argument("--http-conns", type=int, default=16)
+    ap.add_argument("--slow-duration", type=float, default=None, help="default 60 (quick 15)")
+    ap.add_argument("--client", choices=["raw", "websockets"], default="raw")
+    ap.add_argument("--out", default=None, help="JSON results file")
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=None,
+        help="max s to wait for a quiet machine before each measurement (default 30, quick 0)",
+    )
+    ap.add_argument(
+        "--max-other",
+        type=float,
+        default=None,
+        help="redo a measurement whose window saw other processes use more than "
+        "this %% of one core (default 25; quick: never)",
+    )
+    ap.add_argument("--retries", type=int, default=2, help="redos per measurement (--max-other)")
+    ap.add_argument(
+        "--quiet-below",
+        type=float,
+        default=15.0,
+        help="'quiet' = other load below this %% of all CPUs",
+    )
+    args = ap.parse_args(argv)
+
+    scenarios = [s.strip() for s in (args.scenario or args.scenarios).split(",") if s.strip()]
+    for s in scenarios:
+        if s not in SCENARIO_CONTENDERS:
+            ap.error(f"unknown scenario {s!r}")
+    q = args.quick
+    runs = args.runs or (1 if q else 3)
+    sizes = [int(x) for x in (args.sizes or ("100,1000" if q else "100,1000,3000")).split(",")]
+    warmup = args.warmup if args.warmup is not None else (2.0 if q else 3.0)
+    duration = args.duration if args.duration is not None else (4.0 if q else 10.0)
+    idle_n = args.idle_sessions or (2000 if q else 10000)
+    slow_dur = args.slow_duration or (15.0 if q else 60.0)
+    wanted = args.contenders.split(",") if args.contenders else list(CONTENDERS)
+    if args.quiet_wait is None:
+        args.quiet_wait = 0.0 if q else 30.0
+    if args.max_other is None and not q:
+        args.max_other = 25.0
+
+    nofile = raise_nofile()
+    stamp = dt.datetime.now().strftime("%Y-%m-%d")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    logdir = RESULTS / "logs" / dt.datetime.now().strftime("%Y-%m-%dT%H%M%S")
+    logdir.mkdir(parents=True, exist_ok=True)
+    out_path = Path(args.out) if args.out else RESULTS / f"{stamp}.json"
+    if out_path.exists() and not args.out:
+        out_path = RESULTS / f"{stamp}-{dt.datetime.now().strftime('%H%M%S')}.json"
+
+    skipped: dict[str, str] = {}
+    for n in wanted:
+        why = import_problem(n)
+        if why:
+            skipped[n] = why
+            log(f"skipping {n}: its app does not import: {why}")
+    report: dict[str, Any] = {
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "nofile": nofile,
+            "versions": versions(),
+        },
+        "settings": {
+            "runs": runs,
+            "sizes": sizes,
+            "warmup": warmup,
+            "duration": duration,
+            "hz": args.hz,
+            "procs": args.procs,
+            "idle_sessions": idle_n,
+            "getprop_k": args.getprop_k,
+            "http_conns": args.http_conns,
+            "slow_duration": slow_dur,
+            "client": args.client,
+            "quick": q,
+            "quiet_wait": args.quiet_wait,
+            "quiet_below": args.quiet_below,
+            "max_other": args.max_other,
+            "retries": args.retries,
+        },
+        "skipped": skipped,
+        "scenarios": {},
+    }
+    tables: list[str] = []
+    common_lg = ["--procs", str(args.procs), "--client", args.client]
+    t_start = time.monotonic()
+
+    def contenders_for(scn: str) -> list[str]:
+        return [n for n in SCENARIO_CONTENDERS[scn] if n in wanted and n not in skipped]
+
+    def measure(scn: str, name: str, env: dict[str, str], lg: list[str], tag: str, timeout: float):
+        """One measurement; redone (at most --retries times) while other processes
+        used more than --max-other % of a core during its window."""
+        best: dict[str, Any] | None = None
+        for attempt in range(1 + max(0, args.retries)):
+            busy = wait_quiet(args.quiet_wait, args.quiet_below)
+            log(
+                f"[{time.monotonic() - t_start:6.0f}s] {tag}: {name}  (machine busy {busy:.0f}%)"
+                + (f" retry {attempt}" if attempt else "")
+            )
+            try:
+                with Server(name, env, logdir, tag) as srv:
+                    m = run_loadgen(srv, lg, timeout)
+            except Exception as e:
+                m = {"error": repr(e)}
+            m["busy_before_pct"] = busy
+            m["attempt"] = attempt
+            other = other_cpu_pct(m)
+            m["other_cpu_pct"] = other
+            if best is None or (other is not None and other < (best.get("other_cpu_pct") or 1e9)):
+                best = m
+            if other is None or args.max_other is None or other <= args.max_other:
+                break
+            log(f"    other processes used {other:.0f}% of a core in the window: noisy")
+        assert best is not None
+        return best
+
+    try:
+        for scn in scenarios:
+            names = contenders_for(scn)
+            if scn == "a":
+                per_n = {}
+                for n_sess in sizes:
+                    runs_res = []
+                    for run in range(runs):
+                        row = {}
+                        for name in names:
+                            m = measure(
+                                scn, name, {"BENCH_HZ": str(args.hz)},
+                                [*common_lg, "--scenario", "push", "--sessions", str(n_sess),
+                                 "--warmup", str(warmup), "--duration", str(duration)],
+                                f"a-N{n_sess}-r{run}", timeout=warmup + duration + 400,
+                            )  # fmt: skip
+                            row[name] = metrics("a", m, args.hz, n_sess)
+                            row[name]["raw"] = strip(m)
+                        runs_res.append(row)
+                    summ = summarize("a", runs_res)
+                    per_n[str(n_sess)] = {"runs": runs_res, **summ}
+                    tables.append(
+                        render("a", TITLES["a"].format(hz=args.hz) + f", N = {n_sess}", summ)
+                    )
+                    print(tables[-1] + "\n", flush=True)
+                report["scenarios"]["a"] = per_n
+            elif scn in ("b", "c", "d"):
+                runs_res = []
+                for run in range(runs):
+                    row = {}
+                    for name in names:
+                        if scn == "b":
+                            env = {"BENCH_HZ": "0"}
+                            lg = [*common_lg, "--scenario", "getprop", "--getprop-k",
+                                  str(args.getprop_k)]  # fmt: skip
+                            n_sess = 1
+                        elif scn == "c":
+                            env = {"BENCH_HZ": "0"}
+                            lg = [*common_lg, "--scenario", "http", "--http-conns",
+                                  str(args.http_conns)]  # fmt: skip
+                            n_sess = 0
+                        else:
+                            env = {"BENCH_HZ": "0"}
+                            lg = [*common_lg, "--scenario", "push", "--sessions", str(idle_n)]
+                            n_sess = idle_n
+                        lg += ["--warmup", str(warmup), "--duration", str(duration)]
+                        m = measure(
+                            scn, name, env, lg, f"{scn}-r{run}", timeout=warmup + duration + 600
+                        )
+                        row[name] = metrics(scn, m, 0.0, n_sess)
+                        row[name]["raw"] = strip(m)
+                    runs_res.append(row)
+                summ = summarize(scn, runs_res)
+                report["scenarios"][scn] = {"runs": runs_res, **summ}
+                title = TITLES[scn].format(k=args.getprop_k, conns=args.http_conns, n=idle_n)
+                tables.append(render(scn, title, summ))
+                print(tables[-1] + "\n", flush=True)
+            elif scn == "slow":
+                res: dict[str, dict[str, Any]] = {}
+                for name in SCENARIO_CONTENDERS["slow"]:
+                    if name not in wanted:
+                        continue
+                    if name in skipped:
+                        res[name] = {"skipped": skipped[name]}
+                        continue
+                    log(f"[{time.monotonic() - t_start:6.0f}s] slow: {name}")
+                    env = {"BENCH_HZ": "1000", "BENCH_STOP_AFTER": str(slow_dur)}
+                    lg = ["--scenario", "slow", "--warmup", "0", "--duration", str(slow_dur)]
+                    try:
+                        with Server(name, env, logdir, "slow") as srv:
+                            m = run_loadgen(srv, lg, slow_dur + 120, rss_every=5.0)
+                    except Exception as e:
+                        m = {"error": repr(e)}
+                    res[name] = slow_metrics(m, slow_dur)
+                    res[name]["raw"] = strip(m)
+                report["scenarios"]["slow"] = res
+                tables.append(render_slow(res, slow_dur))
+                print(tables[-1] + "\n", flush=True)
+    finally:
+        report["elapsed_s"] = time.monotonic() - t_start
+        report["tables"] = tables
+        out_path.write_text(json.dumps(report, indent=1, default=str))
+        log(f"results: {out_path}  (server logs: {logdir})")
+    print("=" * 100)
+    print(
+        f"quartdash bench {report['date']}  runs={runs}  lg procs={args.procs}  "
+        f"window={duration:g}s after {warmup:g}s warm-up  "
+        "(medians over runs; qd/x = quartdash / this row, taken per run)"
+    )
+    for n, why in skipped.items():
+        print(f"skipped {n}: {why}")
+    print()
+    print("\n\n".join(tables))
+    return 0
+
+
+def strip(m: dict[str, Any]) -> dict[str, Any]:
+    """The raw measurement, without the bulky per-sample arrays."""
+    out = {k: v for k, v in m.items() if k != "result"}
+    r = m.get("result")
+    if r:
+        out["result"] = {k: v for k, v in r.items() if k not in ("event",)}
+    return out
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ["dash", "quart", "hypercorn", "fastapi", "uvicorn", "gunicorn", "flask",
+                "websockets", "orjson", "uvloop", "quartdash"]:  # fmt: skip
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "-"
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
