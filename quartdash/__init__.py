@@ -9,15 +9,21 @@ read the page with ``ctx.websocket.get_prop`` and run persistently per tab.
 
 __version__ = "0.1.0"
 
-from dash.exceptions import WebsocketDisconnected
+from dash import __version__ as _dash_version
+
+from ._compat import check_dash_version
+
+check_dash_version(_dash_version)
+
+from dash.exceptions import WebsocketDisconnected  # noqa: E402
 
 # broadcast: imported with the package so its hub hears session signals in every worker.
-from . import broadcast
-from .app import Dash
-from .blueprint import DashBlueprint
-from .config import WebSocketConfig
-from .handle import WebSocketHandle
-from .protocol import CloseCode, ErrorCode, ProtocolError
+from . import broadcast  # noqa: E402
+from .app import Dash  # noqa: E402
+from .blueprint import DashBlueprint  # noqa: E402
+from .config import WebSocketConfig  # noqa: E402
+from .handle import WebSocketHandle  # noqa: E402
+from .protocol import CloseCode, ErrorCode, ProtocolError  # noqa: E402
 
 __all__ = [
     "CloseCode",
