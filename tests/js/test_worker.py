@@ -35,8 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-sync_api = pytest.importorskip("playwright.sync_api")
+from playwright import sync_api
 
 pytestmark = pytest.mark.browser
 
@@ -46,7 +45,8 @@ BASE_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgroun
 CLOSE_EVENT_ARG = "--enable-blink-features=MessagePortCloseEvent"
 
 if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
+    # scripts/test.sh installs Debian's chromium: missing means a broken set-up.
+    raise RuntimeError(f"{CHROMIUM} is not installed: run bash scripts/test.sh")
 
 
 # ---- fixtures -----------------------------------------------------------
