@@ -234,10 +234,7 @@ class SessionBroker:
                 log.debug("close frame not sent: %r", exc)
         self._close_sent.set()
         _cancel_event_triggered(list(self.runs.values()))
-        for future, _ in self.pending_props.values():
-            if not future.done():
-                future.set_exception(WebsocketDisconnected("the connection closed"))
-        self.pending_props.clear()
+        self._fail_get_props("the connection closed")
         await self._end_runs(list(self.runs.values()), self.host.shutdown_grace)
         if self._background:
             await asyncio.wait(self._background, timeout=self.config.shutdown_grace)
@@ -367,11 +364,7 @@ class SessionBroker:
             return
         renderer.left = True
         _cancel_event_triggered(list(renderer.runs))
-        for request_id, (future, owner) in list(self.pending_props.items()):
-            if owner is renderer:
-                del self.pending_props[request_id]
-                if not future.done():
-                    future.set_exception(WebsocketDisconnected("the tab went away"))
+        self._fail_get_props("the tab went away", renderer)
         signals.emit(signals.renderer_left, self.host, broker=self, renderer_id=renderer_id)
         if renderer.runs:
             self._in_background(self._end_runs(list(renderer.runs), self.config.shutdown_grace))
@@ -574,6 +567,14 @@ class SessionBroker:
         finally:
             self.pending_props.pop(request_id, None)
         return values.get(prop) if isinstance(values, dict) else None
+
+    def _fail_get_props(self, reason: str, renderer: Renderer | None = None) -> None:
+        """Fail the pending get_prop futures (of one tab, or all) with WebsocketDisconnected."""
+        for request_id, (future, owner) in list(self.pending_props.items()):
+            if renderer is None or owner is renderer:
+                del self.pending_props[request_id]
+                if not future.done():
+                    future.set_exception(WebsocketDisconnected(reason))
 
     def resolve_prop(self, renderer: Renderer, message: Message) -> None:
         key = message.request_id or ""

@@ -33,6 +33,8 @@ def install_shutdown_hooks(app: Quart) -> None:
         return
     app.config["_QUARTDASH_SHUTDOWN_HOOKS"] = True
 
+    watchers: list[asyncio.Task[None]] = []  # the worker shutdown-event pollers
+
     @app.before_serving
     async def chain_signal_handlers() -> None:
         loop = asyncio.get_running_loop()
@@ -56,14 +58,13 @@ def install_shutdown_hooks(app: Quart) -> None:
         # SIGTERM and sets an event the workers poll. Poll it too.
         event = _hypercorn_shutdown_event()
         if event is not None:
-            watcher = loop.create_task(_close_when_set(event), name="quartdash-shutdown-watch")
-            _keep.add(watcher)
-            watcher.add_done_callback(_keep.discard)
+            watchers.append(loop.create_task(_close_when_set(event),
+                                             name="quartdash-shutdown-watch"))
 
     @app.after_serving
     async def close_remaining() -> None:
-        for task in [t for t in _keep if t.get_name() == "quartdash-shutdown-watch"]:
-            task.cancel()
+        while watchers:
+            watchers.pop().cancel()
         await close_all_sessions(grace=1.0)
 
 
