@@ -24,16 +24,21 @@ from .blueprint import DashBlueprint  # noqa: E402
 from .config import WebSocketConfig  # noqa: E402
 from .handle import WebSocketHandle  # noqa: E402
 from .protocol import CloseCode, ErrorCode, ProtocolError  # noqa: E402
+from .sanitize import PropPolicy, UnsafePropError, text, trusted  # noqa: E402
 
 __all__ = [
     "CloseCode",
     "Dash",
     "DashBlueprint",
     "ErrorCode",
+    "PropPolicy",
     "ProtocolError",
+    "UnsafePropError",
     "WebSocketConfig",
     "WebSocketHandle",
     "WebsocketDisconnected",
     "__version__",
     "broadcast",
+    "text",
+    "trusted",
 ]

@@ -13,12 +13,14 @@ dependencies...) are called inline rather than sent to Quart's thread pool.
 from __future__ import annotations
 
 import functools
+import html
 import inspect
 import logging
 import mimetypes
 import pkgutil
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +36,7 @@ from quart.helpers import send_from_directory
 from werkzeug.exceptions import HTTPException
 
 from . import http
+from .guards import host_problem
 
 if TYPE_CHECKING:
     import dash
@@ -51,6 +54,32 @@ STATIC = Path(__file__).parent / "static"
 def static_file(name: str) -> bytes:
     """One of quartdash's browser files (static/), read once."""
     return (STATIC / name).read_bytes()
+
+
+def plain_error(status: int, text: str) -> Response:
+    """An error answer that no browser renders as HTML."""
+    return Response(text, status=status, content_type="text/plain; charset=utf-8",
+                    headers={"X-Content-Type-Options": "nosniff"})
+
+
+def debug_error_page(error: BaseException, *, prune: bool) -> str:
+    """The traceback page dev tools show (debug mode only), every piece escaped.
+
+    Dash's own page interpolates the exception message unescaped, and a
+    message may quote the request. ``prune`` drops Dash's frames before the
+    callback's, as Dash's ``prune_errors`` does.
+    """
+    lines = traceback.format_exception(error)
+    if prune:
+        marks = [i for i, line in enumerate(lines)
+                 if "callback invoked" in line and "_callback.py" in line]
+        if marks:
+            lines = lines[:1] + lines[marks[0] + 1:]
+    name = html.escape(type(error).__name__)
+    title = html.escape(f"{type(error).__name__}: {error}")
+    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{title} // quartdash</title></head><body><h1>{name}</h1>"
+            f"<pre>{html.escape(''.join(lines))}</pre></body></html>")
 
 
 class QuartdashRequestAdapter(RequestAdapter):
@@ -355,27 +384,40 @@ class QuartdashServer(BaseDashServer[Any]):
     def register_error_handlers(self) -> None:
         scaffold = self.scaffold
 
+        # Every error answer is plain text with a fixed reason: nothing the
+        # request carried (a path, an id) is echoed, and nosniff stops a
+        # browser from reading it as HTML (docs/security.md).
+
+        @scaffold.before_request
+        async def check_host() -> Response | None:
+            assert self.host is not None
+            if host_problem(request.headers.get("host"), self.host.config.allowed_hosts):
+                return plain_error(400, "Bad Request: host not allowed")
+            return None
+
         @scaffold.errorhandler(PreventUpdate)
         async def prevent_update(_: PreventUpdate) -> tuple[str, int]:
             return "", 204
 
         @scaffold.errorhandler(InvalidResourceError)
-        async def invalid_resource(err: InvalidResourceError) -> tuple[str, int]:
-            return err.args[0], 404
+        async def invalid_resource(err: InvalidResourceError) -> Response:
+            log.debug("not served: %s", err)
+            return plain_error(404, "Not Found")
 
         @scaffold.errorhandler(Exception)
         async def unhandled(error: Exception) -> Any:
             if isinstance(error, HTTPException):
-                return error
+                if error.code is None or error.code < 400:
+                    return error  # a redirect (trailing slash): a response, not an error
+                return plain_error(error.code, f"{error.code} {error.name}: {error.description}")
             where = f"{request.method} {request.path}" if has_request_context() else "websocket"
             log.error("Exception on %s", where, exc_info=error)
             if self.error_mode == "hide":
                 # Never leak a traceback (paths, code, secrets) unless debug is on.
-                return Response("Internal server error.", status=500, content_type="text/plain")
-            from dash.backends._utils import format_traceback_html
-
-            html = format_traceback_html(error, self.error_mode, "Quart Debugger", "quartdash")
-            return Response(html, status=500, content_type="text/html")
+                return plain_error(500, "Internal server error.")
+            page = debug_error_page(error, prune=self.error_mode == "prune")
+            return Response(page, status=500, content_type="text/html; charset=utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})
 
         @scaffold.before_request
         async def start_timing() -> None:

@@ -29,7 +29,8 @@ from . import protocol, signals
 from .execute import run_callback, websocket_context
 from .handle import WebSocketHandle
 from .outbox import Outbox, OutboxOverflow
-from .protocol import CloseCode, ErrorCode, Message, ProtocolError
+from .protocol import CloseCode, ErrorCode, Message, ProtocolError, clip
+from .rules import ByteBudget, Inactivity, SendStall, TokenBucket
 
 if TYPE_CHECKING:
     from .hosting import Host
@@ -43,7 +44,12 @@ _PREVENT_UPDATE = {"status": "prevent_update"}
 CLOSE_TIMEOUT = 5.0
 
 # Closes that a configured limit caused: reported as connection_rejected(reason="limit").
-_LIMIT_CODES = frozenset({CloseCode.MESSAGE_TOO_BIG, CloseCode.FLOOD, CloseCode.SLOW_CONSUMER})
+_LIMIT_CODES = frozenset({CloseCode.MESSAGE_TOO_BIG, CloseCode.FLOOD, CloseCode.SLOW_CONSUMER,
+                          CloseCode.OVER_BUDGET})
+
+# What one record (a tab, a run, a pending get_prop) costs against the retained
+# budget besides the ids and payload it keeps: about the size of its objects.
+RECORD_BYTES = 256
 
 
 class Transport(Protocol):
@@ -74,6 +80,7 @@ class Run:
     request_ids: list[str]
     task: asyncio.Task[None] | None = None
     lingering: bool = False  # called ws.close(): may finish its cleanup
+    retained: int = 0  # bytes charged to the connection's retained budget
 
 
 def _cancel_event_triggered(runs: list[Run]) -> None:
@@ -101,7 +108,7 @@ class SessionBroker:
         self.connection = connection
         self.loop = asyncio.get_running_loop()
         self.thread_id = threading.get_ident()
-        self.outbox = Outbox(self.config.max_pending)
+        self.outbox = Outbox(self.config.max_pending, self.config.max_pending_bytes)
         self.renderers: dict[str, Renderer] = {}
         self.runs: dict[str, Run] = {}  # request id (or a synthetic one) -> run
         self.pending_props: dict[str, tuple[asyncio.Future[Any], Renderer]] = {}
@@ -118,16 +125,17 @@ class SessionBroker:
         self._sender: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._persistent_ids = host.persistent_callback_ids()
-        # Flood control: a token bucket refilled at max_messages_per_second.
-        self._rate = float(self.config.max_messages_per_second)
-        self._tokens = self._rate * 2
-        self._tokens_at = self.loop.time()
-        # Inactivity: one timer, re-armed lazily, not a polling loop.
-        self._last_activity = self.loop.time()
+        self.prop_policy = host.prop_policy
+        now = self.loop.time()
+        rate = float(self.config.max_messages_per_second)
+        self._flood = TokenBucket(rate, rate * 2, now)
+        self._idle = Inactivity(self.config.inactivity_timeout / 1000, now)
+        self._stall = SendStall(self.config.send_timeout, now)
+        # What the connection keeps of the client's data: ids, running requests.
+        self.retained = ByteBudget(self.config.max_retained_bytes)
+        # The rules are checked by one lazily armed timer each, not a polling loop.
         self._idle_timer: asyncio.TimerHandle | None = None
-        self._send_started: float | None = None
         self._send_watchdog: asyncio.TimerHandle | None = None
-        self._last_inbound = self.loop.time()
 
     # -- the connection's life -----------------------------------------------------
 
@@ -264,41 +272,45 @@ class SessionBroker:
     # -- inbound --------------------------------------------------------------------
 
     async def on_frame(self, data: str | bytes) -> None:
-        self._last_inbound = self.loop.time()  # the client is alive (send watchdog)
-        if len(data) > self.config.max_message_size:
-            self.request_close(
-                CloseCode.MESSAGE_TOO_BIG,
-                f"frame of {len(data)} bytes exceeds {self.config.max_message_size}",
-            )
+        now = self.loop.time()
+        self._stall.heard_from_client(now)  # the client is alive (send watchdog)
+        limit = self.config.max_message_size
+        size = protocol.utf8_size(data, limit)
+        if size > limit:
+            self.request_close(CloseCode.MESSAGE_TOO_BIG,
+                               f"frame of {size} bytes exceeds {limit}")
             return
         try:
             messages, errors = protocol.parse_frame(data, max_batch=self.config.max_batch)
         except ProtocolError as error:
-            self.send_error(error)
+            if self._spend(now, 1):
+                self.send_error(error)
+            return
+        # Every message spends a token, valid or not, before anything is
+        # answered. The one exception is the answer to a get_prop we asked:
+        # our request granted it, and it can be given once.
+        cost = len(errors) + sum(1 for m in messages if not self._solicited(m))
+        if not self._spend(now, cost):
             return
         for problem in errors:
             self.send_error(problem)
         hooks = self.host.message_hooks()
         for message in messages:
-            # An answer to a get_prop we asked for is not the client's doing:
-            # it is bounded by our own requests, so it spends no token.
-            solicited = (message.type == protocol.GET_PROPS_RESPONSE
-                         and message.request_id in self.pending_props)
-            if not solicited and not self._take_token():
-                self.request_close(CloseCode.FLOOD, "too many messages per second")
-                return
             if hooks and not await self._run_message_hooks(hooks, message):
                 return
             self.dispatch(message)
 
-    def _take_token(self) -> bool:
-        now = self.loop.time()
-        self._tokens = min(self._rate * 2, self._tokens + (now - self._tokens_at) * self._rate)
-        self._tokens_at = now
-        if self._tokens < 1:
+    def _solicited(self, message: Message) -> bool:
+        if message.type != protocol.GET_PROPS_RESPONSE:
             return False
-        self._tokens -= 1
-        return True
+        pending = self.pending_props.get(message.request_id or "")
+        return pending is not None and not pending[0].done()
+
+    def _spend(self, now: float, tokens: int) -> bool:
+        if tokens == 0 or self._flood.take(now, tokens):
+            return True
+        self.request_close(CloseCode.FLOOD, "too many messages per second")
+        return False
 
     async def _run_message_hooks(self, hooks: list[Callable[..., Any]], message: Message) -> bool:
         raw = message.raw if message.raw is not None else {"type": message.type}
@@ -325,9 +337,10 @@ class SessionBroker:
         kind = message.type
         self.messages_received += 1
         if kind == protocol.HEARTBEAT:
-            self._push(protocol.HEARTBEAT_ACK_FRAME)  # a full outbox closes 4009, not crash
+            # Not activity: a client that only says it is alive is idle.
+            self._push(protocol.HEARTBEAT_ACK_FRAME, activity=False)
             return
-        self._last_activity = self.loop.time()
+        self._idle.touch(self.loop.time())
         if kind == protocol.RENDERER_LEFT:
             self.renderer_left(message.renderer_id)
             return
@@ -352,6 +365,8 @@ class SessionBroker:
                                           f"more than {self.config.max_renderers} tabs on one "
                                           "connection", renderer_id=renderer_id))
             return None
+        if not self._retain(RECORD_BYTES + len(renderer_id)):
+            return None
         renderer = self.renderers[renderer_id] = Renderer(renderer_id)
         signals.emit(signals.renderer_joined, self.host, broker=self, renderer_id=renderer_id)
         for callback_id in self._persistent_ids:
@@ -362,12 +377,21 @@ class SessionBroker:
         renderer = self.renderers.pop(renderer_id, None)
         if renderer is None:
             return
+        self.retained.release(RECORD_BYTES + len(renderer_id))
         renderer.left = True
         _cancel_event_triggered(list(renderer.runs))
         self._fail_get_props("the tab went away", renderer)
         signals.emit(signals.renderer_left, self.host, broker=self, renderer_id=renderer_id)
         if renderer.runs:
             self._in_background(self._end_runs(list(renderer.runs), self.config.shutdown_grace))
+
+    def _retain(self, size: int) -> bool:
+        """Charge the retained budget; over it, the connection closes with 4010."""
+        if self.retained.charge(size):
+            return True
+        self.request_close(CloseCode.OVER_BUDGET,
+                           f"over the connection's budget of {self.retained.limit} bytes")
+        return False
 
     def _in_background(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -388,31 +412,31 @@ class SessionBroker:
 
         if request_id in self.runs:
             self.send_error(ProtocolError(ErrorCode.DUPLICATE_REQUEST,
-                                          f"request {request_id!r} is already running",
+                                          "this request is already running",
                                           renderer_id=renderer.id, request_id=request_id))
             return
         spec = self.host.callback_spec(callback_id)
         if spec is None:
-            refuse(ErrorCode.UNKNOWN_CALLBACK, f"no callback {callback_id!r} in this app")
+            refuse(ErrorCode.UNKNOWN_CALLBACK, f"no callback {clip(callback_id)} in this app")
             return
         if not (self.config.enabled or spec.get("websocket")):
             refuse(ErrorCode.NOT_WEBSOCKET,
-                   f"callback {callback_id!r} is not WebSocket-enabled: pass websocket=True "
-                   "to the callback or websocket_callbacks=True to the app")
+                   f"callback {clip(callback_id)} is not WebSocket-enabled: pass "
+                   "websocket=True to the callback or websocket_callbacks=True to the app")
             return
         for key in ("inputs", "state"):
             got, want = len(payload.get(key, [])), len(spec.get(key, []))
             if got != want:
                 refuse(ErrorCode.BAD_MESSAGE,
-                       f"callback {callback_id!r} takes {want} {key}, the request has {got}")
+                       f"callback {clip(callback_id)} takes {want} {key}, the request has {got}")
                 return
         if callback_id in self._persistent_ids:
             running = renderer.persistent.get(callback_id)
             if running is not None:
-                running.request_ids.append(request_id)  # no second instance
-                self.runs[request_id] = running
+                self._rerequest(running, request_id)  # no second instance
             else:
-                self._start_persistent(renderer, callback_id, [request_id], payload)
+                self._start_persistent(renderer, callback_id, [request_id], payload,
+                                       message.size)
             return
         if len(self.runs) >= self.config.max_concurrent_callbacks:
             refuse(ErrorCode.TOO_MANY_CALLBACKS,
@@ -420,7 +444,32 @@ class SessionBroker:
                    "this connection")
             return
         run = Run(renderer, callback_id, False, [request_id])
-        self._launch(run, request_id, payload)
+        if self._charge_run(run, message.size):
+            self._launch(run, request_id, payload)
+
+    def _charge_run(self, run: Run, payload_size: int) -> bool:
+        size = RECORD_BYTES + payload_size + sum(len(r) for r in run.request_ids)
+        if not self._retain(size):
+            return False
+        run.retained = size
+        return True
+
+    def _rerequest(self, run: Run, request_id: str) -> None:
+        """A request for a persistent callback that is already running (a renderer
+        re-triggers them after every reconnect). Only the newest request waits for
+        the run's end; the one it supersedes is answered now, so a client cannot
+        pile up request ids."""
+        if not self._retain(len(request_id)):
+            return
+        run.retained += len(request_id)
+        if len(run.request_ids) > 0 and run.request_ids[-1] in self.runs:
+            older = run.request_ids.pop()
+            del self.runs[older]
+            run.retained -= len(older)
+            self.retained.release(len(older))
+            self._push(protocol.callback_response_frame(run.renderer.id, older, _PREVENT_UPDATE))
+        run.request_ids.append(request_id)
+        self.runs[request_id] = run
 
     def _start_persistent(
         self,
@@ -428,12 +477,15 @@ class SessionBroker:
         callback_id: str,
         request_ids: list[str],
         payload: dict[str, Any] | None = None,
+        payload_size: int = 0,
     ) -> None:
         if len(self.runs) >= self.config.max_concurrent_callbacks:
             log.warning("persistent callback %s not started: connection at its callback limit",
                         callback_id)
             return
         run = Run(renderer, callback_id, True, request_ids)
+        if not self._charge_run(run, payload_size):
+            return
         renderer.persistent[callback_id] = run
         key = request_ids[0] if request_ids else f"persistent-{next(self._ids)}"
         body = payload or {"output": callback_id, "outputs": [], "inputs": [], "state": [],
@@ -501,6 +553,8 @@ class SessionBroker:
         return {"status": "error", "message": "Callback error (see the server log)"}
 
     def _forget(self, run: Run) -> None:
+        self.retained.release(run.retained)
+        run.retained = 0
         for request_id in run.request_ids:
             self.runs.pop(request_id, None)
         for key, value in list(self.runs.items()):
@@ -517,6 +571,7 @@ class SessionBroker:
             return
         frame = protocol.set_props_frame(renderer.id, component_id, {prop: value})
         self.props_pushed += 1
+        self._idle.touch(self.loop.time())
         try:
             self.outbox.push_prop((renderer.id, component_id, prop), frame,
                                   is_patch=isinstance(value, Patch))
@@ -533,6 +588,7 @@ class SessionBroker:
         if self.closed:
             return
         targets = list(self.renderers.values()) if renderer is None else [renderer]
+        self._idle.touch(self.loop.time())
         try:
             for target in targets:
                 if not target.left:
@@ -543,7 +599,9 @@ class SessionBroker:
         except OutboxOverflow as overflow:
             self.request_close(CloseCode.SLOW_CONSUMER, str(overflow))
 
-    def _push(self, frame: bytes) -> None:
+    def _push(self, frame: bytes, *, activity: bool = True) -> None:
+        if activity:
+            self._idle.touch(self.loop.time())
         try:
             self.outbox.push(frame)
         except OutboxOverflow as overflow:
@@ -553,6 +611,8 @@ class SessionBroker:
                        timeout: float) -> Any:
         if self.closed or renderer.left:
             raise WebsocketDisconnected("the connection is closed")
+        if not self._retain(RECORD_BYTES):
+            raise WebsocketDisconnected("the connection is over its budget")
         request_id = f"p{next(self._ids)}"
         future: asyncio.Future[Any] = self.loop.create_future()
         self.pending_props[request_id] = (future, renderer)
@@ -566,6 +626,7 @@ class SessionBroker:
             ) from None
         finally:
             self.pending_props.pop(request_id, None)
+            self.retained.release(RECORD_BYTES)
         return values.get(prop) if isinstance(values, dict) else None
 
     def _fail_get_props(self, reason: str, renderer: Renderer | None = None) -> None:
@@ -584,14 +645,14 @@ class SessionBroker:
             # the question its own tab is still going to answer.
             self.send_error(ProtocolError(
                 ErrorCode.UNKNOWN_REQUEST,
-                f"no get_props request {message.request_id!r} is waiting for an answer",
+                "no get_props request of this id is waiting for an answer",
                 renderer_id=renderer.id, request_id=message.request_id))
             return
         del self.pending_props[key]
         pending[0].set_result(message.payload)
 
     def send_error(self, error: ProtocolError) -> None:
-        self._push(protocol.error_frame(error))
+        self._push(protocol.error_frame(error), activity=False)
 
     # -- outbound -----------------------------------------------------------------------
 
@@ -602,13 +663,12 @@ class SessionBroker:
             if outbox.closed:
                 return
             text = protocol.batch(outbox.drain()).decode()
-            self._send_started = loop.time()
+            self._stall.send_started(loop.time())
             if self._send_watchdog is None:
                 self._arm_send_watchdog(self.config.send_timeout)
             await send(text)
-            self._send_started = None
+            self._stall.send_finished()
             self.frames_sent += 1
-            self._last_activity = loop.time()
 
     # A send blocks only when the client reads slower than we write (TCP
     # back-pressure). One lazily armed timer watches the sends instead of a
@@ -623,33 +683,25 @@ class SessionBroker:
 
     def _check_send(self) -> None:
         self._send_watchdog = None
-        started = self._send_started
-        if started is None or self.closed:
+        remaining = self._stall.remaining(self.loop.time())
+        if remaining is None or self.closed:
             return
-        now, timeout = self.loop.time(), self.config.send_timeout
-        deadline = max(started, self._last_inbound) + timeout
-        if now >= deadline:
-            self.request_close(CloseCode.SLOW_CONSUMER,
-                               f"a send blocked for more than {timeout} s on a silent client")
+        if remaining <= 0:
+            self.request_close(CloseCode.SLOW_CONSUMER, f"a send blocked for more than "
+                               f"{self._stall.timeout} s on a silent client")
         else:
-            self._arm_send_watchdog(deadline - now)
+            self._arm_send_watchdog(remaining)
 
     # -- inactivity ----------------------------------------------------------------------
 
-    def _arm_idle_timer(self, delay: float | None = None) -> None:
-        timeout = self.config.inactivity_timeout / 1000
-        if timeout <= 0 or self.closed:
+    def _arm_idle_timer(self) -> None:
+        remaining = self._idle.remaining(self.loop.time())
+        if remaining is None or self.closed:
             return
-        self._idle_timer = self.loop.call_later(timeout if delay is None else delay,
-                                                self._check_idle)
-
-    def _check_idle(self) -> None:
-        timeout = self.config.inactivity_timeout / 1000
-        idle = self.loop.time() - self._last_activity
-        if idle >= timeout:
+        if remaining <= 0:
             self.request_close(CloseCode.REJECTED, "Inactivity timeout")
         else:
-            self._arm_idle_timer(timeout - idle)
+            self._idle_timer = self.loop.call_later(remaining, self._arm_idle_timer)
 
     def __repr__(self) -> str:
         return (f"<SessionBroker renderers={len(self.renderers)} runs={len(self.runs)} "

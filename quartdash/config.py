@@ -20,6 +20,10 @@ DASH_WEBSOCKET_KWARGS = (
 )
 
 
+# Options without the websocket_ prefix: they guard HTTP routes too.
+_UNPREFIXED = ("allowed_hosts", "trusted_props")
+
+
 @dataclass(slots=True)
 class WebSocketConfig:
     """The ``websocket_*`` options of one app: each field is ``websocket_<field>``
@@ -50,16 +54,37 @@ class WebSocketConfig:
     """Tabs one connection may carry."""
     max_pending: int = 10_000
     """Outbound frames waiting for a slow client after coalescing; more closes 4009."""
+    max_pending_bytes: int = 16 * 1024 * 1024
+    """Bytes of outbound frames waiting for a slow client; more closes 4009."""
+    max_retained_bytes: int = 4 * 1024 * 1024
+    """Bytes kept of what the client sent (running callbacks' requests, tab and request
+    ids, pending get_prop bookkeeping); more closes 4010."""
     send_timeout: float = 60.0
     """Seconds a send may block while the client sends nothing either; then close 4009."""
     shutdown_grace: float = 5.0
     """Seconds callbacks get to run their cleanup after cancellation."""
+    allowed_hosts: list[str] = field(default_factory=list)
+    """``allowed_hosts``: host names the app answers to (``Host`` header, port ignored;
+    ``*`` wildcards); empty: any. The remedy for DNS rebinding (docs/security.md)."""
+    trusted_props: list[str] = field(default_factory=list)
+    """``trusted_props``: ``"component_id.prop"`` entries set_props may fill with markup."""
+
+    @staticmethod
+    def keyword(field_name: str) -> str:
+        """The keyword argument of ``Dash``/``DashBlueprint`` that sets a field."""
+        if field_name == "enabled":
+            return "websocket_callbacks"
+        return field_name if field_name in _UNPREFIXED else f"websocket_{field_name}"
 
     @classmethod
     def pop_from(cls, kwargs: dict[str, Any]) -> WebSocketConfig:
         """Build from ``websocket_*`` keyword arguments, removing quartdash-only ones."""
         config = cls()
         names = {f.name for f in fields(cls)}
+        for key in _UNPREFIXED:  # quartdash options that are not WebSocket-only
+            value = kwargs.pop(key, None)
+            if value is not None:
+                setattr(config, key, [value] if isinstance(value, str) else list(value))
         for key in list(kwargs):
             if not key.startswith("websocket_"):
                 continue
@@ -68,7 +93,7 @@ class WebSocketConfig:
                 name = "enabled"
             if name == "batch_delay":
                 continue  # Dash's sender timer; quartdash batches what is ready, no delay
-            if name not in names:
+            if name not in names or name in _UNPREFIXED:
                 raise TypeError(f"unknown option {key!r}")
             value = kwargs[key] if key in DASH_WEBSOCKET_KWARGS else kwargs.pop(key)
             if value is not None:
@@ -79,7 +104,8 @@ class WebSocketConfig:
 
     def validate(self) -> None:
         positive = ("max_workers", "max_message_size", "max_batch", "max_messages_per_second",
-                    "max_concurrent_callbacks", "max_renderers", "max_pending", "send_timeout",
+                    "max_concurrent_callbacks", "max_renderers", "max_pending",
+                    "max_pending_bytes", "max_retained_bytes", "send_timeout",
                     "heartbeat_interval")
         for name in positive:
             if getattr(self, name) <= 0:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from dash._get_app import app_context
 from dash._utils import AttributeDict, inputs_to_dict
@@ -50,6 +51,37 @@ def websocket_context(
     return ctx
 
 
+def prepare_callback(
+    dash_app: dash.Dash, body: dict[str, Any], ctx: AttributeDict
+) -> tuple[Callable[[], Any], bool]:
+    """Bind the request ``body`` to its callback: ``(call, is_async)``.
+
+    Everything that can fail here is the request's fault (an unknown
+    callback, inputs that do not fit it); the callback itself has not run.
+    """
+    app_context.set(dash_app)
+    func = dash_app._prepare_callback(ctx, body)
+    args = dash_app._inputs_to_vals(ctx.inputs_list + ctx.states_list)
+    call = dash_app._execute_callback(func, args, ctx.outputs_list, ctx)
+    return call, inspect.iscoroutinefunction(func)
+
+
+async def invoke(call: Callable[[], Any], is_async: bool, executor: ThreadPoolExecutor) -> str:
+    """Run a prepared callback; return Dash's JSON response text.
+
+    Raises what the callback raises (``PreventUpdate`` included).
+    """
+    if is_async:
+        return cast(str, await call())
+    # Sync: the worker thread gets a copy of this task's context, so ctx,
+    # set_props and get_app() work there exactly as on the loop.
+    context = contextvars.copy_context()
+    result = await asyncio.get_running_loop().run_in_executor(executor, context.run, call)
+    if inspect.isawaitable(result):  # a def that returned a coroutine
+        result = await result
+    return cast(str, result)
+
+
 async def run_callback(
     dash_app: dash.Dash,
     body: dict[str, Any],
@@ -61,19 +93,8 @@ async def run_callback(
     Raises what the callback raises (``PreventUpdate`` included), and
     ``KeyError`` for a callback id the app does not have.
     """
-    app_context.set(dash_app)
-    func = dash_app._prepare_callback(ctx, body)
-    args = dash_app._inputs_to_vals(ctx.inputs_list + ctx.states_list)
-    call = dash_app._execute_callback(func, args, ctx.outputs_list, ctx)
-    if inspect.iscoroutinefunction(func):
-        return await call()
-    # Sync: the worker thread gets a copy of this task's context, so ctx,
-    # set_props and get_app() work there exactly as on the loop.
-    context = contextvars.copy_context()
-    result = await asyncio.get_running_loop().run_in_executor(executor, context.run, call)
-    if inspect.isawaitable(result):  # a def that returned a coroutine
-        result = await result
-    return result
+    call, is_async = prepare_callback(dash_app, body, ctx)
+    return await invoke(call, is_async, executor)
 
 
 def is_async_callback(dash_app: dash.Dash, callback_id: str) -> bool:

@@ -43,10 +43,16 @@ class WebSocketHandle:
         return self._broker.connection
 
     def set_prop_sync(self, component_id: str | dict[str, Any], prop_name: str, value: Any) -> None:
-        """Push one property value to this tab now (what ``set_props`` calls)."""
+        """Push one property value to this tab now (what ``set_props`` calls).
+
+        Raises :class:`quartdash.UnsafePropError` for a value that would run
+        code in the page (docs/security.md).
+        """
         broker = self._broker
         if isinstance(component_id, dict):
             component_id = stringify_id(component_id)
+        # Checked here, in the caller: a refused value raises in the callback.
+        value = broker.prop_policy.check(component_id, prop_name, value)
         if threading.get_ident() == broker.thread_id:
             broker.push_prop(self._renderer, component_id, prop_name, value)
         else:  # a sync callback's worker thread

@@ -23,6 +23,7 @@ from . import __version__
 from .backend import QuartdashResponseAdapter, QuartdashServer
 from .config import WebSocketConfig
 from .protocol import CloseCode
+from .sanitize import PropPolicy
 
 if TYPE_CHECKING:
     from .broker import SessionBroker
@@ -93,6 +94,7 @@ class Host:
         self.connect_hooks: list[Hook] = []
         self.own_message_hooks: list[Hook] = []
         self.shutdown_grace = config.shutdown_grace
+        self.prop_policy = PropPolicy(config.trusted_props)
         backend = dash_app.backend
         assert isinstance(backend, QuartdashServer)
         backend.host = self

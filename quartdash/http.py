@@ -1,14 +1,21 @@
-"""The HTTP callback route, ``_dash-update-component``, served natively async."""
+"""The HTTP callback route, ``_dash-update-component``, served natively async.
+
+A malformed request is answered 400 with a fixed reason, never an echo of
+what was sent; only the callback's own failure is a 500.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from quart import Response, request
 from werkzeug.exceptions import BadRequest
 
-from .execute import run_callback
+from . import protocol
+from .execute import invoke, prepare_callback
+from .sanitize import PropPolicy
 
 if TYPE_CHECKING:
     import dash
@@ -16,20 +23,64 @@ if TYPE_CHECKING:
     from .backend import QuartdashServer
 
 
+class CheckedProps(dict[str, Any]):
+    """``ctx.updated_props`` for an HTTP callback: each ``set_props`` is checked
+    by the app's :class:`~quartdash.sanitize.PropPolicy` as it is made."""
+
+    __slots__ = ("_policy",)
+
+    def __init__(self, policy: PropPolicy) -> None:
+        super().__init__()
+        self._policy = policy
+
+    def __setitem__(self, component_id: str, props: dict[str, Any]) -> None:
+        # Dash merges with the props set earlier: only the new values need a look.
+        before = self.get(component_id) or {}
+        check = self._policy.check
+        super().__setitem__(component_id, {
+            prop: value if before.get(prop) is value else check(component_id, prop, value)
+            for prop, value in props.items()
+        })
+
+
+def parse_body(data: bytes) -> dict[str, Any]:
+    """The callback request in ``data``, or :class:`BadRequest` with a fixed reason."""
+    try:
+        body = orjson.loads(data)  # nesting deeper than 1024 levels is an error, not a crash
+    except orjson.JSONDecodeError:
+        raise BadRequest("the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body is not a callback request")
+    try:
+        protocol.check_callback_payload(body)
+    except protocol.ProtocolError:
+        raise BadRequest("the body is not a callback request") from None
+    return body
+
+
 def make_dispatch_view(
     dash_app: dash.Dash, backend: QuartdashServer
 ) -> Callable[[], Awaitable[Response]]:
     async def dispatch() -> Response:
-        body: Any = await request.get_json(silent=True)
-        if not isinstance(body, dict) or not isinstance(body.get("output"), str):
-            raise BadRequest("expected a JSON callback request with an 'output'")
-        if body["output"] not in dash_app.callback_map:
+        body = parse_body(await request.get_data())
+        spec = dash_app.callback_map.get(body["output"])
+        if spec is None:
             dash_app._setup_server()  # global dash.callback ones join on first request
-            if body["output"] not in dash_app.callback_map:
-                raise BadRequest(f"unknown callback {body['output']!r}")
-        ctx = dash_app._initialize_context(body)
+            spec = dash_app.callback_map.get(body["output"])
+            if spec is None:
+                raise BadRequest("unknown callback")
+        for key in ("inputs", "state"):
+            if len(body.get(key, [])) != len(spec.get(key, [])):
+                raise BadRequest(f"the request's {key} do not match the callback")
         assert backend.host is not None
-        data = await run_callback(dash_app, body, ctx, backend.host.executor)
+        ctx = dash_app._initialize_context(body)
+        ctx.updated_props = CheckedProps(backend.host.prop_policy)
+        try:
+            call, is_async = prepare_callback(dash_app, body, ctx)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, RecursionError):
+            # Dash's own binding of ids to the callback: the request does not fit.
+            raise BadRequest("the request does not match the callback") from None
+        data = await invoke(call, is_async, backend.host.executor)
         return ctx.dash_response.set_response(data=data)
 
     # Keep the view's identity as Dash's, so integrations keyed on it (e.g.

@@ -9,7 +9,9 @@ patches before it, since it overwrites what they would have changed.
 
 So a client that reads slower than its callbacks push costs the server one
 frame per distinct key, not one per push; only patches and one-off frames
-(responses, get_props requests) count towards ``max_pending``.
+(responses, get_props requests) count towards ``max_pending``. What waits is
+also bounded in bytes (``max_bytes``): a frame that would exceed either
+limit raises :class:`OutboxOverflow` before it is kept.
 """
 
 from __future__ import annotations
@@ -24,15 +26,18 @@ class OutboxOverflow(Exception):
 
 
 class Outbox:
-    __slots__ = ("_entries", "_max_pending", "_patches", "_ready", "_seq", "closed")
+    __slots__ = ("_entries", "_max_bytes", "_max_pending", "_patches", "_ready", "_seq",
+                 "bytes", "closed")
 
-    def __init__(self, max_pending: int) -> None:
+    def __init__(self, max_pending: int, max_bytes: int = 16 * 1024 * 1024) -> None:
         # key -> frame; dict order is send order. Keys are either a
         # (renderer, component, prop) tuple (coalescable) or an int (not).
         self._entries: dict[Hashable, bytes] = {}
         self._patches: dict[tuple[str, str, str], list[int]] = {}
         self._seq = itertools.count()
         self._max_pending = max_pending
+        self._max_bytes = max_bytes
+        self.bytes = 0  # bytes of the frames waiting
         self._ready = asyncio.Event()
         self.closed = False
 
@@ -51,10 +56,15 @@ class Outbox:
             self._put(seq, frame)
             return
         for seq in self._patches.pop(key, ()):
-            self._entries.pop(seq, None)
+            self._drop(seq)
         # Delete first so the new value moves to the end of the send order.
-        self._entries.pop(key, None)
+        self._drop(key)
         self._put(key, frame)
+
+    def _drop(self, key: Hashable) -> None:
+        frame = self._entries.pop(key, None)
+        if frame is not None:
+            self.bytes -= len(frame)
 
     def _put(self, key: Hashable, frame: bytes) -> None:
         if self.closed:
@@ -63,7 +73,13 @@ class Outbox:
             raise OutboxOverflow(
                 f"{len(self._entries)} frames wait for a slow client (limit {self._max_pending})"
             )
+        if self.bytes + len(frame) > self._max_bytes:
+            raise OutboxOverflow(
+                f"{self.bytes + len(frame)} bytes would wait for a slow client "
+                f"(limit {self._max_bytes})"
+            )
         self._entries[key] = frame
+        self.bytes += len(frame)
         self._ready.set()
 
     async def wait(self) -> None:
@@ -76,6 +92,7 @@ class Outbox:
         self._entries.clear()
         self._patches.clear()
         self._ready.clear()
+        self.bytes = 0
         return frames
 
     def close(self) -> None:
@@ -83,4 +100,5 @@ class Outbox:
         self.closed = True
         self._entries.clear()
         self._patches.clear()
+        self.bytes = 0
         self._ready.set()

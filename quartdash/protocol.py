@@ -6,6 +6,7 @@ Nothing here touches a socket or the event loop, so every rule can be tested
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass
 from typing import Any, Final
@@ -32,6 +33,12 @@ INBOUND_TYPES: Final = frozenset(
 
 HEARTBEAT_ACK_FRAME: Final = b'{"type":"heartbeat_ack"}'
 
+# Longest rendererId / requestId accepted: ids are kept while a tab or a
+# request lives, so their size is bounded like everything else kept.
+MAX_ID_LENGTH: Final = 256
+# Error messages quote at most this many characters of what the client sent.
+ECHO_LIMIT: Final = 40
+
 
 class CloseCode(enum.IntEnum):
     """WebSocket close codes the server uses (docs/protocol.md)."""
@@ -43,6 +50,7 @@ class CloseCode(enum.IntEnum):
     REJECTED = 4001
     FLOOD = 4008
     SLOW_CONSUMER = 4009
+    OVER_BUDGET = 4010
 
 
 class ErrorCode(enum.StrEnum):
@@ -92,9 +100,30 @@ class Message:
     request_id: str | None = None
     payload: Any = None
     raw: dict[str, Any] | None = None
+    size: int = 0
+    """About the bytes its JSON took (``callback_request`` only): what keeping it costs."""
 
 
 # --- parsing ----------------------------------------------------------------
+
+
+def clip(value: Any) -> str:
+    """A short quote of client data for an error message: never the whole of it."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > ECHO_LIMIT:
+        text = text[:ECHO_LIMIT] + "..."
+    return repr(text)
+
+
+def utf8_size(data: str | bytes, limit: int) -> int:
+    """Size of a frame in bytes as sent, counted only as far as needed to compare
+    with ``limit`` (a text frame arrives decoded: one character is 1-4 bytes)."""
+    if isinstance(data, bytes):
+        return len(data)
+    chars = len(data)
+    if chars > limit or chars * 4 <= limit:
+        return chars  # over for sure, or within for sure, whatever the characters
+    return len(data.encode("utf-8", "surrogatepass"))
 
 
 def parse_frame(data: str | bytes, *, max_batch: int) -> tuple[list[Message], list[ProtocolError]]:
@@ -108,6 +137,8 @@ def parse_frame(data: str | bytes, *, max_batch: int) -> tuple[list[Message], li
     try:
         decoded = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        # orjson's message names a position, never the data (nesting deeper
+        # than 1024 levels is refused here too, without recursion).
         raise ProtocolError(ErrorCode.BAD_JSON, f"frame is not valid JSON: {exc}") from None
     if isinstance(decoded, dict):
         items: list[Any] = [decoded]
@@ -126,17 +157,28 @@ def parse_frame(data: str | bytes, *, max_batch: int) -> tuple[list[Message], li
     errors: list[ProtocolError] = []
     for item in items:
         try:
-            messages.append(parse_message(item))
+            message = parse_message(item)
         except ProtocolError as exc:
             errors.append(exc)
+            continue
+        if message.type == CALLBACK_REQUEST:
+            # A request is kept while its callback runs: measure it once here.
+            size = len(data) if len(items) == 1 else len(orjson.dumps(item))
+            message = dataclasses.replace(message, size=size)
+        messages.append(message)
     return messages, errors
 
 
 def _optional_str(obj: dict[str, Any], key: str) -> str | None:
     value = obj.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{key}' must be a string")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{key}' must be a string")
+    if len(value) > MAX_ID_LENGTH:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE,
+                            f"'{key}' is longer than {MAX_ID_LENGTH} characters")
+    return value
 
 
 def parse_message(obj: Any) -> Message:
@@ -147,7 +189,7 @@ def parse_message(obj: Any) -> Message:
     if not isinstance(msg_type, str):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "a message needs a string 'type'")
     if msg_type not in INBOUND_TYPES:
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"unknown message type {msg_type!r}")
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"unknown message type {clip(msg_type)}")
     if msg_type == HEARTBEAT:
         return Message(HEARTBEAT)
 
@@ -173,6 +215,11 @@ def parse_message(obj: Any) -> Message:
             request_id=request_id,
         )
     return Message(msg_type, renderer_id, request_id, payload or {}, obj)
+
+
+def check_callback_payload(payload: Any) -> None:
+    """Validate the shape of a callback request body (WebSocket payload or HTTP body)."""
+    _check_callback_payload(payload, "", "")
 
 
 def _check_callback_payload(payload: Any, renderer_id: str, request_id: str) -> None:
@@ -205,9 +252,18 @@ def _check_callback_payload(payload: Any, renderer_id: str, request_id: str) -> 
         raise fail("field 'changedPropIds' must be a list of strings")
 
 
+_ID_VALUES: Final = (str, int, float, bool)
+
+
 def _is_dependency(entry: Any) -> bool:
-    return (isinstance(entry, dict) and isinstance(entry.get("id"), (str, dict))
-            and isinstance(entry.get("property"), str))
+    if not (isinstance(entry, dict) and isinstance(entry.get("property"), str)):
+        return False
+    component_id = entry.get("id")
+    # A pattern-matching id is flat: string keys, scalar values (nothing to
+    # recurse into, however deep a hostile client nests it).
+    return isinstance(component_id, str) or (
+        isinstance(component_id, dict)
+        and all(isinstance(v, _ID_VALUES) for v in component_id.values()))
 
 
 # --- encoding ---------------------------------------------------------------

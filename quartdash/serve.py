@@ -15,7 +15,7 @@ from typing import Any
 
 from quart import Quart
 
-from .hosting import close_all_sessions
+from .hosting import close_all_sessions, live_hosts
 
 log = logging.getLogger("quartdash")
 
@@ -32,6 +32,9 @@ def install_shutdown_hooks(app: Quart) -> None:
     if app.config.get("_QUARTDASH_SHUTDOWN_HOOKS"):
         return
     app.config["_QUARTDASH_SHUTDOWN_HOOKS"] = True
+    from .websocket import bound_receive_queue
+
+    bound_receive_queue(app)
 
     watchers: list[asyncio.Task[None]] = []  # the worker shutdown-event pollers
 
@@ -89,6 +92,15 @@ _keep: set[asyncio.Task[None]] = set()
 _chained: set[tuple[int, int]] = set()
 
 
+def websocket_message_limit() -> int:
+    """The largest ``websocket_max_message_size`` of the apps in this process:
+    the limit to give the server (hypercorn's default is 16 MiB)."""
+    from .config import WebSocketConfig
+
+    sizes = [host.config.max_message_size for host in live_hosts]
+    return max(sizes, default=WebSocketConfig().max_message_size)
+
+
 def run(app: Quart, *, host: str = "127.0.0.1", port: int = 8050, debug: bool = False,
         **config: Any) -> None:
     """Serve ``app`` with hypercorn until SIGINT/SIGTERM (the dev server)."""
@@ -98,6 +110,9 @@ def run(app: Quart, *, host: str = "127.0.0.1", port: int = 8050, debug: bool = 
     hyper = Config()
     hyper.bind = [f"{host}:{port}"]
     hyper.graceful_timeout = config.pop("graceful_timeout", 3.0)
+    # hypercorn assembles a whole message before the app sees it: make its own
+    # limit the apps' so an oversized message stops there (docs/security.md).
+    hyper.websocket_max_message_size = websocket_message_limit()
     hyper.accesslog = "-" if debug else None
     for key, value in config.items():
         setattr(hyper, key, value)

@@ -30,7 +30,7 @@ signal                     keyword arguments
 ``persistent_started``     ``broker``, ``renderer_id``, ``callback_id``
 ``persistent_stopped``     ``broker``, ``renderer_id``, ``callback_id``,
                            ``duration``
-``connection_rejected``    ``reason`` (origin/hook/limit), ``code``,
+``connection_rejected``    ``reason`` (host/origin/hook/limit), ``code``,
                            ``detail``, ``broker`` (None before accept)
 =========================  ===============================================
 

@@ -7,43 +7,56 @@ sees 4001 "do not reconnect" instead of an HTTP 403 it keeps retrying.
 
 from __future__ import annotations
 
-import fnmatch
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from dash._get_app import app_context
-from quart import websocket
+from quart import Quart, websocket
+from quart.asgi import ASGIWebsocketConnection
 
 from . import signals
 from .broker import SessionBroker
+from .guards import host_problem, origin_problem
 from .protocol import CloseCode
 
 if TYPE_CHECKING:
-    from .config import WebSocketConfig
     from .hosting import Host
 
+log = logging.getLogger("quartdash")
 
-def origin_problem(origin: str | None, host_header: str | None,
-                   config: WebSocketConfig) -> str | None:
-    """Why this handshake's ``Origin`` is refused, or None when it is allowed.
 
-    Allowed: the page's own origin (the ``Origin`` host equals the ``Host``
-    header), any entry of ``websocket_allowed_origins`` (exact, or a pattern
-    with ``*`` such as ``https://*.example.com``), and no ``Origin`` at all
-    only with ``websocket_allow_missing_origin=True`` (browsers always send
-    one; other clients can).
+# Messages Quart may hold for a handler that has not read them yet. Quart's
+# own queue is unbounded: a client sending faster than the app reads (or
+# while a closing session no longer reads) grew server memory without limit.
+# Bounded, the receiver waits, the server stops reading the socket, and TCP
+# slows the client down (docs/reliability.md).
+RECEIVE_QUEUE = 4
+
+
+class BoundedWebsocketConnection(ASGIWebsocketConnection):
+    """Quart's ASGI WebSocket handler with a bounded receive queue."""
+
+    def __init__(self, app: Quart, scope: Any) -> None:
+        super().__init__(app, scope)
+        self.queue = asyncio.Queue(RECEIVE_QUEUE)
+
+
+def bound_receive_queue(app: Quart) -> None:
+    """Make ``app`` hold at most :data:`RECEIVE_QUEUE` unread messages per WebSocket.
+
+    Uses Quart's public ``asgi_websocket_class`` setting; an app that set its
+    own class keeps it (and is warned that its queue may be unbounded).
     """
-    if not origin:
-        return None if config.allow_missing_origin else "Origin header required"
-    origin = origin.lower().rstrip("/")
-    for allowed in config.allowed_origins:
-        allowed = allowed.lower().rstrip("/")
-        if origin == allowed or ("*" in allowed and fnmatch.fnmatchcase(origin, allowed)):
-            return None
-    if host_header and urlsplit(origin).netloc == host_header.lower():
-        return None
-    return f"Origin {origin} not allowed"
+    current = app.asgi_websocket_class
+    if issubclass(current, BoundedWebsocketConnection):
+        return
+    if current is not ASGIWebsocketConnection:
+        log.warning("%r has its own asgi_websocket_class %r: quartdash cannot bound its "
+                    "receive queue (docs/reliability.md)", app, current)
+        return
+    app.asgi_websocket_class = BoundedWebsocketConnection
 
 
 class QuartTransport:
@@ -98,7 +111,13 @@ def make_websocket_view(host: Host | None) -> Callable[[], Awaitable[None]]:
         app_context.set(host.dash)
         host.dash._setup_server()
         ws = websocket._get_current_object()
-        problem = origin_problem(ws.headers.get("origin"), ws.headers.get("host"), host.config)
+        config = host.config
+        problem = host_problem(ws.headers.get("host"), config.allowed_hosts)
+        if problem is not None:
+            await reject(host, ws, CloseCode.REJECTED, problem, "host")
+            return
+        problem = origin_problem(ws.headers.get("origin"), ws.headers.get("host"),
+                                 config.allowed_origins, config.allow_missing_origin)
         if problem is not None:
             await reject(host, ws, CloseCode.REJECTED, problem, "origin")
             return

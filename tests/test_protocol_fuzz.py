@@ -38,8 +38,11 @@ json_values = st.recursive(
     max_leaves=20,
 )
 message_types = st.sampled_from([*sorted(protocol.INBOUND_TYPES), "", "set_props", "x"])
+# Pattern-matching ids: string keys, string/number/boolean values (Dash's rule).
+id_values = st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(
+    allow_nan=False, allow_infinity=False) | st.text(max_size=20)
 dependency = st.fixed_dictionaries(
-    {"id": st.text(max_size=8) | st.dictionaries(st.text(max_size=4), json_scalars, max_size=2),
+    {"id": st.text(max_size=8) | st.dictionaries(st.text(max_size=4), id_values, max_size=2),
      "property": st.text(max_size=8)},
     optional={"value": json_values},
 )

@@ -36,31 +36,11 @@ def server(serve_app_session: Any) -> Any:
     return serve_app_session(APP)
 
 
-class Bystander:
-    """Another user's connection: must notice nothing of what the test does."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.checks = 0
-
-    async def check(self) -> None:
-        # Its persistent callback still pushes, and it still gets answers.
-        await rc.recv_until(self.ws, lambda m: m.get("type") == "set_props"
-                            and m["rendererId"] == "bystander"
-                            and m["payload"]["componentId"] == "tick")
-        self.checks += 1
-        await rc.expect_alive(self.ws, "bystander", f"bystander-{self.checks}")
-
-
 @pytest_asyncio.fixture
-async def bystander(server: Any) -> AsyncIterator[Bystander]:
-    ws = await rc.open_ws(server)
-    await rc.send(ws, rc.joined("bystander"))
-    guard = Bystander(ws)
-    await guard.check()
+async def bystander(server: Any) -> AsyncIterator[rc.Bystander]:
+    guard = await rc.Bystander.join(server)
     yield guard
-    await guard.check()
-    await ws.close()
+    await guard.leave()
 
 
 @pytest_asyncio.fixture
@@ -114,7 +94,7 @@ BAD_FRAMES: dict[str, tuple[str | bytes, str]] = {
 
 
 @pytest.mark.parametrize("frame, code", BAD_FRAMES.values(), ids=BAD_FRAMES.keys())
-async def test_malformed_frame_gets_an_error(ws: ClientConnection, bystander: Bystander,
+async def test_malformed_frame_gets_an_error(ws: ClientConnection, bystander: rc.Bystander,
                                              frame: str | bytes, code: str) -> None:
     await rc.send(ws, frame)
     error = await rc.recv_until(ws, rc.of_type("error"))
@@ -124,7 +104,7 @@ async def test_malformed_frame_gets_an_error(ws: ClientConnection, bystander: By
 
 
 async def test_a_bad_message_in_a_batch_spares_the_good_ones(ws: ClientConnection,
-                                                            bystander: Bystander) -> None:
+                                                            bystander: rc.Bystander) -> None:
     await rc.send(ws, [{"type": "nope"}, rc.echo(request_id="good"), 17])
     seen: list[dict[str, Any]] = []
     await rc.recv_until(ws, lambda m: seen.append(m) or m.get("requestId") == "good")
@@ -141,7 +121,7 @@ async def test_a_bad_message_in_a_batch_spares_the_good_ones(ws: ClientConnectio
     ([{"id": "echo-btn", "property": "n_clicks", "value": 1}], [], "takes 1 state"),
 ], ids=["too few inputs", "too many inputs", "missing state"])
 async def test_inputs_not_matching_the_signature(server: Any, ws: ClientConnection,
-                                                 bystander: Bystander, inputs: list[Any],
+                                                 bystander: rc.Bystander, inputs: list[Any],
                                                  state: list[Any], why: str) -> None:
     ran = (await rc.astats(server))["counters"].get("echo", 0)
     await rc.send(ws, rc.request("echo-out.children", inputs, state, request_id="sig"))
@@ -154,7 +134,7 @@ async def test_inputs_not_matching_the_signature(server: Any, ws: ClientConnecti
 
 
 async def test_frame_larger_than_the_limit_closes_1008(server: Any, ws: ClientConnection,
-                                                       bystander: Bystander) -> None:
+                                                       bystander: rc.Bystander) -> None:
     # Just under the limit is served...
     under = json.dumps({"type": "heartbeat", "pad": "x" * (65536 - 40)})
     assert len(under) <= 65536
@@ -167,7 +147,7 @@ async def test_frame_larger_than_the_limit_closes_1008(server: Any, ws: ClientCo
 
 
 async def test_batch_with_too_many_messages(server: Any, ws: ClientConnection,
-                                            bystander: Bystander) -> None:
+                                            bystander: rc.Bystander) -> None:
     await rc.send(ws, [{"type": "heartbeat"}] * 20)  # the limit itself is fine
     await rc.recv_until(ws, rc.of_type("heartbeat_ack"))
     ran = (await rc.astats(server))["counters"].get("echo", 0)
@@ -179,7 +159,7 @@ async def test_batch_with_too_many_messages(server: Any, ws: ClientConnection,
     await rc.expect_alive(ws)
 
 
-async def test_unknown_callback(ws: ClientConnection, bystander: Bystander) -> None:
+async def test_unknown_callback(ws: ClientConnection, bystander: rc.Bystander) -> None:
     await rc.send(ws, rc.click("ghost-btn", "ghost.children", request_id="u1"))
     reply = await rc.recv_until(ws, rc.of_type("callback_response", "u1"))
     assert reply["payload"] == {"status": "error", "code": "unknown_callback",
@@ -188,7 +168,7 @@ async def test_unknown_callback(ws: ClientConnection, bystander: Bystander) -> N
 
 
 async def test_callback_that_is_not_websocket_enabled(ws: ClientConnection,
-                                                      bystander: Bystander) -> None:
+                                                      bystander: rc.Bystander) -> None:
     await rc.send(ws, rc.click("http-btn", "http-out.children", request_id="h1"))
     reply = await rc.recv_until(ws, rc.of_type("callback_response", "h1"))
     assert reply["payload"]["status"] == "error"
@@ -197,7 +177,7 @@ async def test_callback_that_is_not_websocket_enabled(ws: ClientConnection,
     await rc.expect_alive(ws)
 
 
-async def test_request_id_already_in_flight(ws: ClientConnection, bystander: Bystander) -> None:
+async def test_request_id_already_in_flight(ws: ClientConnection, bystander: rc.Bystander) -> None:
     first = rc.click("gp-btn", "gp-out.children", request_id="dup")
     await rc.send(ws, first)
     ask = await rc.recv_until(ws, rc.of_type("get_props_request"))
@@ -217,7 +197,7 @@ async def test_request_id_already_in_flight(ws: ClientConnection, bystander: Bys
 
 
 async def test_get_props_response_for_unknown_request(ws: ClientConnection,
-                                                      bystander: Bystander) -> None:
+                                                      bystander: rc.Bystander) -> None:
     await rc.send(ws, {"type": "get_props_response", "rendererId": "r1", "requestId": "p999",
                        "payload": {"value": 1}})
     error = await rc.recv_until(ws, rc.of_type("error", "p999"))
@@ -226,7 +206,7 @@ async def test_get_props_response_for_unknown_request(ws: ClientConnection,
 
 
 async def test_get_props_response_answered_twice(ws: ClientConnection,
-                                                 bystander: Bystander) -> None:
+                                                 bystander: rc.Bystander) -> None:
     await rc.send(ws, rc.click("gp-btn", "gp-out.children", request_id="g1"))
     ask = await rc.recv_until(ws, rc.of_type("get_props_request"))
     answer = {"type": "get_props_response", "rendererId": "r1", "requestId": ask["requestId"],
@@ -241,7 +221,7 @@ async def test_get_props_response_answered_twice(ws: ClientConnection,
 
 
 async def test_get_props_response_from_another_tab(ws: ClientConnection,
-                                                   bystander: Bystander) -> None:
+                                                   bystander: rc.Bystander) -> None:
     # Tab r2 cannot answer (or steal) a question the server asked tab r1.
     await rc.send(ws, rc.click("gp-btn", "gp-out.children", renderer="r1", request_id="g2"))
     ask = await rc.recv_until(ws, rc.of_type("get_props_request"))
@@ -256,7 +236,7 @@ async def test_get_props_response_from_another_tab(ws: ClientConnection,
 
 
 async def test_flood_closes_4008(server: Any, ws: ClientConnection,
-                                 bystander: Bystander) -> None:
+                                 bystander: rc.Bystander) -> None:
     floods = (await rc.astats(server))["close_codes"].get("4008", 0)
     # A burst inside the allowance (2 s worth: 400) is served...
     await rc.send(ws, [{"type": "heartbeat"}] * 20)
@@ -273,7 +253,7 @@ async def test_flood_closes_4008(server: Any, ws: ClientConnection,
 
 
 async def test_too_many_concurrent_callbacks(server: Any, ws: ClientConnection,
-                                             bystander: Bystander) -> None:
+                                             bystander: rc.Bystander) -> None:
     # Cap 8 per connection; tab r1's persistent callback counts as one.
     for i in range(7):
         await rc.send(ws, rc.click("slow-btn", "slow-out.children", request_id=f"s{i}"))
@@ -288,7 +268,7 @@ async def test_too_many_concurrent_callbacks(server: Any, ws: ClientConnection,
     assert stats["runs"] >= 8 + 1  # ours, plus the bystander's persistent callback
 
 
-async def test_errors_never_disturb_other_sessions(server: Any, bystander: Bystander) -> None:
+async def test_errors_never_disturb_other_sessions(server: Any, bystander: rc.Bystander) -> None:
     """Many hostile connections at once; the bystander and the server carry on."""
 
     async def attacker(n: int) -> None:
@@ -307,7 +287,7 @@ async def test_errors_never_disturb_other_sessions(server: Any, bystander: Bysta
 
 
 async def test_too_many_tabs_on_one_connection(ws: ClientConnection,
-                                               bystander: Bystander) -> None:
+                                               bystander: rc.Bystander) -> None:
     for n in range(4):  # the app allows 4 tabs per connection
         await rc.send(ws, rc.joined(f"tab{n}"))
     await rc.send(ws, rc.echo(renderer="tab4", request_id="fifth"))
@@ -328,9 +308,9 @@ def test_reliability_doc_lists_every_limit_with_its_default() -> None:
     from quartdash import CloseCode, ErrorCode, WebSocketConfig
 
     text = (REPO_ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
-    rows = dict(re.findall(r"^\| `(websocket_\w+)` \| `([^`]+)` \|", text, re.MULTILINE))
+    rows = dict(re.findall(r"^\| `(\w+)` \| `([^`]+)` \|", text, re.MULTILINE))
     for field in fields(WebSocketConfig):
-        name = "websocket_callbacks" if field.name == "enabled" else f"websocket_{field.name}"
+        name = WebSocketConfig.keyword(field.name)
         assert name in rows, f"docs/reliability.md has no row for {name}"
         if field.name == "max_workers":
             assert rows[name] == "min(32, cpu_count + 4)"

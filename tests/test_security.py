@@ -209,7 +209,10 @@ CLICKABLE = ("#a-link", "#a-link2", "#dcc-link", "#md a", "#form-btn")
 async def push_payloads(page: Page, url: str) -> None:
     await page.goto(url)
     await page.click("#push")
-    await page.wait_for_function("document.getElementById('done')?.textContent === 'pushed 9'")
+    # The six script URLs are refused by quartdash (then pushed as trusted, for the
+    # renderer's own defence); the HTML strings are text and pass.
+    await page.wait_for_function(
+        "document.getElementById('done')?.textContent === 'pushed 9, 6 refused'")
 
 
 @pytest.mark.browser
@@ -249,6 +252,71 @@ async def test_set_props_cannot_run_script(serve_app: Any, page: Page) -> None:
         if page.url.startswith(url):  # still our document: check it too
             assert await page.evaluate("window.__pwned || null") is None, selector
         assert dialogs == [], (selector, dialogs)
+
+
+def _record_dialogs(page: Page) -> list[str]:
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message),
+                                      asyncio.ensure_future(dialog.dismiss())))
+    return dialogs
+
+
+@pytest.mark.browser
+@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.parametrize("button, transport", [("#push-code", "ws"), ("#push-code-http", "http")])
+async def test_set_props_refuses_props_that_run_markup(serve_app: Any, page: Page, button: str,
+                                                       transport: str) -> None:
+    """dangerouslySetInnerHTML, srcDoc, a component carrying srcDoc, Markdown's raw-HTML
+    switch: refused in the callback (UnsafePropError), never sent, nothing runs."""
+    server = serve_app(XSS_APP)
+    dialogs = _record_dialogs(page)
+    await page.goto(server.url + "/")
+    await page.click(button)
+    await page.wait_for_function(
+        f"document.getElementById('code-done')?.textContent === '{transport} refused 5 of 5'")
+    await asyncio.sleep(0.5)  # an onerror, an iframe's script: would have run by now
+    assert await page.evaluate("window.__pwned || null") is None
+    assert dialogs == []
+    assert await page.evaluate("document.getElementById('code-frame').getAttribute('srcdoc')") \
+        is None
+    assert await page.inner_html("#code-div") == ""
+    assert await page.query_selector("#code-div2 iframe, #code-div3 iframe") is None
+    assert await page.query_selector("#code-md img") is None  # still rendered as text
+
+
+@pytest.mark.browser
+@pytest.mark.asyncio(loop_scope="session")
+async def test_trusted_markup_and_untrusted_text(serve_app: Any, page: Page) -> None:
+    server = serve_app(XSS_APP)
+    await page.goto(server.url + "/")
+    await page.click("#push-trusted")
+    await page.wait_for_function(
+        "document.getElementById('trusted-done')?.textContent === 'trusted pushed'")
+    for frame_id, words in (("preview", "listed in trusted_props"),
+                            ("preview2", "trusted per call")):
+        frame = page.frame_locator(f"#{frame_id}")
+        await frame.locator("#inside").wait_for(timeout=5000)
+        assert await frame.locator("#inside").inner_text() == words
+    # text(): a component dict from "another user" shows as characters.
+    shown = await page.inner_text("#as-text")
+    assert '"srcDoc"' in shown and "<script>" in shown
+    assert await page.query_selector("#as-text iframe") is None
+
+
+@pytest.mark.browser
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_crafted_link_to_a_missing_file_runs_nothing(serve_app: Any, page: Page) -> None:
+    """The reflected-XSS probe: a link to a component-suites path carrying markup."""
+    server = serve_app(XSS_APP)
+    dialogs = _record_dialogs(page)
+    crafted = "/_dash-component-suites/dash/%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E.js"
+    response = await page.goto(server.url + crafted)
+    assert response is not None and response.status == 404
+    assert response.headers["content-type"].startswith("text/plain")
+    await asyncio.sleep(0.3)
+    assert dialogs == []
+    assert await page.query_selector("img") is None
+    assert "onerror" not in await page.content()
 
 
 # --- what errors reveal ----------------------------------------------------------------------

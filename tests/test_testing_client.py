@@ -223,7 +223,7 @@ async def test_origin_rejected_in_process() -> None:
     async with DashClient(ws_basic.app, origin="http://evil.example") as client:
         await client.connect()
         code, reason = await client.wait_closed()
-    assert code == 4001 and "http://evil.example" in reason
+    assert code == 4001 and reason == "Origin not allowed"  # the origin is not echoed
 
 
 async def test_handshake_rejected_before_accept() -> None:

@@ -268,7 +268,7 @@ async def test_disconnect_cancels_event_triggered_callbacks(basic: ServerProcess
 async def test_foreign_origin_is_rejected_after_the_handshake(basic: ServerProcess) -> None:
     async with DashClient(basic.url, origin="http://evil.example") as client:
         await client.connect()
-        assert await client.wait_closed() == (4001, "Origin http://evil.example not allowed")
+        assert await client.wait_closed() == (4001, "Origin not allowed")
     async with DashClient(basic.url, origin=None) as client:
         await client.connect()
         assert await client.wait_closed() == (4001, "Origin header required")
@@ -279,7 +279,7 @@ async def test_foreign_origin_is_rejected_after_the_handshake(basic: ServerProce
             await asyncio.wait_for(ws.recv(), timeout=5)
     assert closed.value.rcvd is not None
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
-        4001, "Origin http://evil.example not allowed")
+        4001, "Origin not allowed")
 
 
 @pytest.mark.parametrize("origin", [
@@ -304,7 +304,7 @@ async def test_allowed_origins(guarded: ServerProcess, origin: str | None) -> No
 async def test_origins_outside_the_allowed_list(guarded: ServerProcess, origin: str) -> None:
     async with DashClient(guarded_url(guarded), origin=origin) as client:
         await client.connect()
-        assert await client.wait_closed() == (4001, f"Origin {origin} not allowed")
+        assert await client.wait_closed() == (4001, "Origin not allowed")
 
 
 @pytest.mark.parametrize(("header", "code", "reason"), [

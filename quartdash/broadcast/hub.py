@@ -35,6 +35,7 @@ from dash._callback_context import context_value
 from dash._utils import stringify_id
 
 from .. import signals
+from ..sanitize import PropPolicy
 from .envelope import Envelope, Message, PropsUpdate
 from .memory import MemoryBackend, Retained, apply_retained
 
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
     from ..hosting import Host
 
 log = logging.getLogger("quartdash.broadcast")
+
+# A topic spans apps, so its set_props trust nothing but quartdash.trusted().
+_PROP_POLICY = PropPolicy()
 
 URL_ENV = "QUARTDASH_BROADCAST_URL"
 PREFIX_ENV = "QUARTDASH_BROADCAST_PREFIX"
@@ -177,6 +181,8 @@ class Broadcast:
                             props: Mapping[str, Any], *, retain: bool) -> None:
         if isinstance(component_id, dict):
             component_id = stringify_id(component_id)
+        # Checked once, here, before it reaches any page (docs/security.md).
+        props = _PROP_POLICY.check_all(component_id, dict(props))
         update = PropsUpdate.of(component_id, props, retain=retain)
         self.counters["props_encoded"] += len(update.items)
         await self.publish(channel, update)

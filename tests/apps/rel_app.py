@@ -15,6 +15,8 @@ Environment: ``REL_MAX_MESSAGE_SIZE`` (65536), ``REL_MAX_BATCH`` (20),
 (persistent callback period, 0.05 s), ``REL_SLOW_SECONDS`` (60),
 ``REL_STUBBORN`` (add a persistent callback that ignores is_shutdown),
 ``REL_TRACK_RENDERERS`` (per-tab records; off in the soak),
+``REL_MAX_PENDING_BYTES`` (16 MiB), ``REL_MAX_RETAINED_BYTES`` (4 MiB),
+``REL_ALLOWED_HOSTS`` (comma-separated),
 ``REL_TRACEMALLOC`` (``GET /_rel/tracemalloc`` diffs allocations).
 """
 
@@ -56,6 +58,9 @@ app = Dash(
     websocket_max_concurrent_callbacks=int(_env("MAX_CONCURRENT", "8")),
     websocket_max_renderers=int(_env("MAX_RENDERERS", "4")),
     websocket_max_pending=int(_env("MAX_PENDING", "10000")),
+    websocket_max_pending_bytes=int(_env("MAX_PENDING_BYTES", str(16 * 1024 * 1024))),
+    websocket_max_retained_bytes=int(_env("MAX_RETAINED_BYTES", str(4 * 1024 * 1024))),
+    allowed_hosts=[h for h in _env("ALLOWED_HOSTS", "").split(",") if h],
     websocket_send_timeout=float(_env("SEND_TIMEOUT", "30")),
     websocket_shutdown_grace=float(_env("SHUTDOWN_GRACE", "2")),
 )
@@ -279,6 +284,8 @@ async def stats() -> dict[str, Any]:
         "pending_props": sum(len(b.pending_props) for b in brokers),
         "runs": sum(len(b.runs) for b in brokers),
         "outbox": sum(len(b.outbox) for b in brokers),
+        "queued_bytes": sum(b.outbox.bytes for b in brokers),
+        "retained_bytes": sum(b.retained.used for b in brokers),
         "counters": dict(COUNTERS),
         "persistent_starts": dict(PERSISTENT_STARTS),
         "persistent_live": {k: v for k, v in PERSISTENT_LIVE.items() if v},

@@ -135,6 +135,34 @@ async def expect_alive(ws: ClientConnection, renderer: str = "alive", request_id
     assert reply["payload"]["status"] == "ok", reply
 
 
+class Bystander:
+    """Another user's connection: must notice nothing of what a test does to others."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.checks = 0
+
+    @classmethod
+    async def join(cls, server: Any) -> Bystander:
+        ws = await open_ws(server)
+        await send(ws, joined("bystander"))
+        guard = cls(ws)
+        await guard.check()
+        return guard
+
+    async def check(self) -> None:
+        # Its persistent callback still pushes, and it still gets answers.
+        await recv_until(self.ws, lambda m: m.get("type") == "set_props"
+                         and m["rendererId"] == "bystander"
+                         and m["payload"]["componentId"] == "tick")
+        self.checks += 1
+        await expect_alive(self.ws, "bystander", f"bystander-{self.checks}")
+
+    async def leave(self) -> None:
+        await self.check()
+        await self.ws.close()
+
+
 # --- the server's own view ------------------------------------------------------
 
 
@@ -194,14 +222,14 @@ class RawWebSocket:
 
     @classmethod
     def connect(cls, server: Any, *, origin: str | None = "", rcvbuf: int | None = None,
-                path: str = WS_PATH) -> RawWebSocket:
+                path: str = WS_PATH, host: str | None = None) -> RawWebSocket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.settimeout(5)
         sock.connect(("127.0.0.1", server.port))
         key = base64.b64encode(os.urandom(16)).decode()
-        lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{server.port}",
+        lines = [f"GET {path} HTTP/1.1", f"Host: {host or f'127.0.0.1:{server.port}'}",
                  "Upgrade: websocket", "Connection: Upgrade", f"Sec-WebSocket-Key: {key}",
                  "Sec-WebSocket-Version: 13"]
         if origin is not None:
@@ -227,7 +255,9 @@ class RawWebSocket:
             header = struct.pack("!BBH", 0x81, 0x80 | 126, size)
         else:
             header = struct.pack("!BBQ", 0x81, 0x80 | 127, size)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        # XOR with the repeated mask as one big integer: fast for large frames.
+        key = (mask * (size // 4 + 1))[:size]
+        masked = (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(size, "big")
         self.sock.sendall(header + mask + masked)
 
     def send_json(self, message: Any) -> None:
@@ -239,6 +269,11 @@ class RawWebSocket:
 
     def read_close_code(self, timeout: float = 10.0) -> int | None:
         """Read (and drop) frames until a close frame; its code, or None on EOF/reset."""
+        return self.read_close(timeout)[0]
+
+    def read_close(self, timeout: float = 10.0) -> tuple[int | None, str]:
+        """Read (and drop) frames until a close frame: ``(code, reason)``;
+        ``(None, "")`` on EOF or reset."""
         self.sock.settimeout(timeout)
         deadline = time.monotonic() + timeout
         buffer = b""
@@ -246,9 +281,9 @@ class RawWebSocket:
             try:
                 chunk = self.sock.recv(1 << 20)
             except (ConnectionResetError, TimeoutError):
-                return None
+                return None, ""
             if not chunk:
-                return None
+                return None, ""
             buffer += chunk
             while len(buffer) >= 2:
                 opcode, size = buffer[0] & 0x0F, buffer[1] & 0x7F
@@ -266,8 +301,15 @@ class RawWebSocket:
                 payload = buffer[offset:offset + size]
                 buffer = buffer[offset + size:]
                 if opcode == 0x8:
-                    return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
-        return None
+                    if len(payload) < 2:
+                        return None, ""
+                    return struct.unpack("!H", payload[:2])[0], payload[2:].decode()
+        return None, ""
 
     def close(self) -> None:
         self.sock.close()
+
+
+async def connect_url(url: str, **kwargs: Any) -> ClientConnection:
+    """A plain WebSocket to any URL (no Origin header), bounded like open_ws."""
+    return await connect(url, open_timeout=5, close_timeout=2, max_size=None, **kwargs)

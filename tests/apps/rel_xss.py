@@ -5,13 +5,19 @@ users' components. A click on ``#push`` makes a WebSocket callback push
 ``javascript:`` URLs and HTML with event handlers into links, iframes, images,
 markdown and plain children. Each payload, if it ever ran, would set
 ``window.__pwned`` (or the parent's) and open an ``alert``.
+
+``#push-code`` (WebSocket) and ``#push-code-http`` (HTTP) try props whose
+purpose is to run markup (``dangerouslySetInnerHTML``, ``srcDoc``, a component
+carrying one, Markdown's raw-HTML switch): quartdash refuses each with
+``UnsafePropError``. ``#push-trusted`` shows the two ways to opt in, and
+``quartdash.text`` for untrusted data.
 """
 
 from __future__ import annotations
 
 from dash import Input, Output, dcc, html, set_props
 
-from quartdash import Dash
+from quartdash import Dash, UnsafePropError, text, trusted
 
 JS = "window.__pwned=(window.__pwned||[]).concat('{tag}');alert('{tag}')"
 PAYLOADS: dict[str, tuple[str, dict[str, object]]] = {
@@ -27,7 +33,29 @@ PAYLOADS: dict[str, tuple[str, dict[str, object]]] = {
     "form-action": ("form-btn", {"formAction": "javascript:" + JS.format(tag="form-action")}),
 }
 
-app = Dash(__name__, websocket_callbacks=True)
+EVIL_FRAME = "<script>parent." + JS.format(tag="srcdoc") + "</script>"
+CODE_PAYLOADS: list[tuple[str, dict[str, object]]] = [
+    ("code-div", {"dangerouslySetInnerHTML": {
+        "__html": '<img src=x onerror="{}">'.format(JS.format(tag="inner-html"))}}),
+    ("code-frame", {"srcDoc": EVIL_FRAME}),
+    ("code-div2", {"children": {"type": "Iframe", "namespace": "dash_html_components",
+                                "props": {"srcDoc": EVIL_FRAME}}}),
+    ("code-div3", {"children": html.Iframe(srcDoc=EVIL_FRAME)}),
+    ("code-md", {"dangerously_allow_html": True}),
+]
+
+
+def push_code() -> str:
+    refused = 0
+    for component, props in CODE_PAYLOADS:
+        try:
+            set_props(component, props)
+        except UnsafePropError:
+            refused += 1
+    return f"refused {refused} of {len(CODE_PAYLOADS)}"
+
+
+app = Dash(__name__, websocket_callbacks=False, trusted_props=["preview.srcDoc"])
 app.layout = html.Div([
     html.Button("push", id="push"),
     html.Div(id="done"),
@@ -40,14 +68,56 @@ app.layout = html.Div([
     html.Div(id="div2"),
     dcc.Markdown(id="md"),
     html.Form(html.Button("submit", id="form-btn", type="submit"), id="form"),
+    html.Button("push code", id="push-code"),
+    html.Button("push code over HTTP", id="push-code-http"),
+    html.Div(id="code-done"),
+    html.Div(id="code-div"),
+    html.Iframe(id="code-frame"),
+    html.Div(id="code-div2"),
+    html.Div(id="code-div3"),
+    dcc.Markdown('<img src=x onerror="{}">'.format(JS.format(tag="md-raw")), id="code-md"),
+    html.Button("push trusted", id="push-trusted"),
+    html.Div(id="trusted-done"),
+    html.Iframe(id="preview"),
+    html.Iframe(id="preview2"),
+    html.Div(id="as-text"),
 ])
 
 
-@app.callback(Output("done", "children"), Input("push", "n_clicks"), prevent_initial_call=True)
+@app.callback(Output("code-done", "children"), Input("push-code", "n_clicks"),
+              prevent_initial_call=True, websocket=True)
+async def push_code_ws(n_clicks: int) -> str:
+    return "ws " + push_code()
+
+
+@app.callback(Output("code-done", "children", allow_duplicate=True),
+              Input("push-code-http", "n_clicks"), prevent_initial_call=True)
+async def push_code_http(n_clicks: int) -> str:
+    return "http " + push_code()
+
+
+@app.callback(Output("trusted-done", "children"), Input("push-trusted", "n_clicks"),
+              prevent_initial_call=True, websocket=True)
+async def push_trusted(n_clicks: int) -> str:
+    set_props("preview", {"srcDoc": "<p id='inside'>listed in trusted_props</p>"})
+    set_props("preview2", {"srcDoc": trusted("<p id='inside'>trusted per call</p>")})
+    set_props("as-text", {"children": text(CODE_PAYLOADS[2][1]["children"])})
+    return "trusted pushed"
+
+
+@app.callback(Output("done", "children"), Input("push", "n_clicks"), prevent_initial_call=True,
+              websocket=True)
 async def push(n_clicks: int) -> str:
+    refused = 0
     for component, props in PAYLOADS.values():
-        set_props(component, props)
-    return f"pushed {len(PAYLOADS)}"
+        try:
+            set_props(component, props)
+        except UnsafePropError:
+            # quartdash refuses script URLs; push them anyway, vouched for, to
+            # prove the renderer's own defence holds behind ours.
+            refused += 1
+            set_props(component, {prop: trusted(value) for prop, value in props.items()})
+    return f"pushed {len(PAYLOADS)}, {refused} refused"
 
 
 asgi = app.asgi

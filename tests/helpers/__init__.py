@@ -1,6 +1,6 @@
 """Shared test helpers; the fixtures that use them live in tests/conftest.py.
 
-- net: ``free_port``, ``wait_until``, ``http_get`` (stdlib, blocking).
+- net: ``free_port``, ``wait_until``, ``http_get`` / ``http_request`` (stdlib, blocking).
 - server: ``start_server`` / ``ServerProcess``: hypercorn in a subprocess.
 - browser: Chromium launch options, ``open_page``, ``assert_no_console_errors``,
   ``save_screenshot``.
@@ -17,7 +17,15 @@ from .browser import (
     save_screenshot,
     watch_errors,
 )
-from .net import LOOPBACK, HttpResponse, free_port, http_get, port_accepts, wait_until
+from .net import (
+    LOOPBACK,
+    HttpResponse,
+    free_port,
+    http_get,
+    http_request,
+    port_accepts,
+    wait_until,
+)
 from .redis_server import RedisServer
 from .server import (
     REPO_ROOT,
@@ -41,6 +49,7 @@ __all__ = [
     "assert_no_console_errors",
     "free_port",
     "http_get",
+    "http_request",
     "launch_chromium",
     "new_context",
     "open_page",

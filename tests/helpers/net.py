@@ -55,13 +55,26 @@ class HttpResponse:
     def text(self) -> str:
         return self.body.decode("utf-8", errors="replace")
 
+    def header(self, name: str, default: str = "") -> str:
+        """A header's value, whatever the case of its name."""
+        wanted = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == wanted), default)
+
 
 def http_get(
     url: str, *, timeout: float = 10.0, headers: dict[str, str] | None = None
 ) -> HttpResponse:
     """GET ``url`` with the stdlib; 4xx/5xx are returned, not raised. Blocking:
     from async code call it as ``await asyncio.to_thread(http_get, url)``."""
-    request = urllib.request.Request(url, headers=headers or {})
+    return http_request("GET", url, timeout=timeout, headers=headers)
+
+
+def http_request(
+    method: str, url: str, body: bytes | None = None, *, timeout: float = 10.0,
+    headers: dict[str, str] | None = None,
+) -> HttpResponse:
+    """Any method with the stdlib; 4xx/5xx are returned, not raised (blocking)."""
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return HttpResponse(response.status, dict(response.headers.items()), response.read())

@@ -1,0 +1,104 @@
+"""quartdash.sanitize: which set_props values are refused, and the ways to opt in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from dash import Patch, dcc, html
+
+from quartdash import PropPolicy, UnsafePropError, text, trusted
+from quartdash.sanitize import script_url
+
+POLICY = PropPolicy(["preview.srcDoc"])
+
+REFUSED: dict[str, tuple[str, Any]] = {
+    "dangerouslySetInnerHTML": ("dangerouslySetInnerHTML", {"__html": "<img onerror=x>"}),
+    "srcDoc": ("srcDoc", "<script>x()</script>"),
+    "srcdoc in any case": ("SRCDOC", "<script>x()</script>"),
+    "Markdown's raw HTML switch": ("dangerously_allow_html", True),
+    "javascript: href": ("href", "javascript:alert(1)"),
+    "spaced, cased javascript:": ("href", "  \x01JaVaScRiPt:alert(1)"),
+    "javascript: broken by a tab": ("src", "java\tscript:alert(1)"),
+    "vbscript:": ("action", "vbscript:msgbox(1)"),
+    "data:text/html": ("formAction", "data:text/html,<script>x()</script>"),
+    "component dict with srcDoc": ("children", {
+        "type": "Iframe", "namespace": "dash_html_components",
+        "props": {"srcDoc": "<script>x()</script>"}}),
+    "component dict deep in a list": ("children", ["a", [{"type": "Div", "namespace": "x",
+        "props": {"children": {"type": "A", "namespace": "dash_html_components",
+                               "props": {"href": "javascript:x()"}}}}]]),
+    "component object": ("children", html.Div(html.Iframe(srcDoc="<script>x()</script>"))),
+    "Markdown object rendering HTML": ("children", dcc.Markdown("<b>x</b>",
+                                                                dangerously_allow_html=True)),
+}
+
+
+@pytest.mark.parametrize("prop, value", REFUSED.values(), ids=REFUSED.keys())
+def test_code_running_values_are_refused(prop: str, value: Any) -> None:
+    with pytest.raises(UnsafePropError, match="trusted"):
+        POLICY.check("out", prop, value)
+
+
+ALLOWED: dict[str, tuple[str, Any]] = {
+    "HTML as text": ("children", "<script>alert(1)</script>"),
+    "a plain link": ("href", "https://example.com/javascript:ok"),
+    "a relative link": ("href", "/page"),
+    "an image data URL": ("src", "data:image/png;base64,AAAA"),
+    "a figure": ("figure", {"data": [{"x": [1, 2], "y": [3, 4]}], "layout": {}}),
+    "a safe component": ("children", html.A("x", href="https://example.com")),
+    "words in a string": ("children", "set dangerouslySetInnerHTML and srcDoc"),
+    "numbers": ("value", [1, 2.5, None, True]),
+}
+
+
+@pytest.mark.parametrize("prop, value", ALLOWED.values(), ids=ALLOWED.keys())
+def test_ordinary_values_pass_unchanged(prop: str, value: Any) -> None:
+    assert POLICY.check("out", prop, value) is value
+
+
+def test_trusted_per_call_is_unwrapped() -> None:
+    assert POLICY.check("out", "srcDoc", trusted("<p>ok</p>")) == "<p>ok</p>"
+    # Inside a value too: a trusted component prop.
+    value = {"type": "Iframe", "namespace": "dash_html_components",
+             "props": {"srcDoc": trusted("<p>ok</p>")}}
+    assert POLICY.check("out", "children", value) is value
+
+
+def test_trusted_per_component_property() -> None:
+    assert POLICY.check("preview", "srcDoc", "<p>ok</p>") == "<p>ok</p>"
+    with pytest.raises(UnsafePropError):
+        POLICY.check("preview", "dangerouslySetInnerHTML", {"__html": "x"})
+
+
+def test_a_patch_that_writes_a_code_prop_is_refused() -> None:
+    patch = Patch()
+    patch["props"]["dangerouslySetInnerHTML"] = {"__html": "<img onerror=x>"}
+    with pytest.raises(UnsafePropError):
+        POLICY.check("out", "children", patch)
+    ok = Patch()
+    ok.append("line")
+    assert POLICY.check("out", "children", ok) is ok
+
+
+def test_text_makes_anything_a_string() -> None:
+    component = {"type": "Iframe", "namespace": "dash_html_components",
+                 "props": {"srcDoc": "<script>x()</script>"}}
+    rendered = text(component)
+    assert isinstance(rendered, str) and "srcDoc" in rendered
+    assert POLICY.check("out", "children", rendered) == rendered
+    assert text(None) == "" and text("plain") == "plain" and text(3) == "3"
+
+
+def test_trusted_values_encode_as_their_value() -> None:
+    from quartdash.protocol import dumps
+
+    assert dumps({"v": trusted("<p>")}) == b'{"v":"<p>"}'
+
+
+@pytest.mark.parametrize("url, runs", [
+    ("javascript:x", True), ("JAVASCRIPT:x", True), ("\n javascript:x", True),
+    ("jav\r\nascript:x", True), ("https://x", False), ("javascript", False), (None, False),
+])
+def test_script_url_reads_urls_like_a_browser(url: Any, runs: bool) -> None:
+    assert script_url(url) is runs
