@@ -1,0 +1,52 @@
+"""Dash features found missing or different by Dash's own integration tests,
+on a real hypercorn and headless Chromium (issue 18)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.helpers import assert_no_console_errors
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
+
+FETCH = """async ([method, url, body]) => {
+    const init = {method, headers: {"Content-Type": "application/json"}};
+    if (body !== null) init.body = JSON.stringify(body);
+    const response = await fetch(url, init);
+    return [response.status, response.headers.get("content-type") || "", await response.text()];
+}"""
+
+
+async def fetch(page: Page, method: str, url: str, body: Any = None) -> tuple[int, Any]:
+    """``fetch`` from the page (same origin, as a component would); (status, JSON or text)."""
+    status, content_type, text = await asyncio.wait_for(
+        page.evaluate(FETCH, [method, url, body]), timeout=10)
+    return status, json.loads(text) if content_type.startswith("application/json") else text
+
+
+@pytest.fixture(scope="module")
+def routes_server(serve_app_session: Any) -> Any:
+    return serve_app_session("tests.apps.compat_routes:asgi", ready_path="/app/")
+
+
+@pytest.mark.parametrize(("prefix", "title", "clicked"), [
+    ("/app/", "blueprint app", "blue 1"),   # DashBlueprint
+    ("/dash/", "mounted app", "mounted 1"),  # quartdash.Dash(server=<a Quart app>)
+])
+async def test_startup_routes_of_an_app_built_before_its_server(
+    routes_server: Any, page: Page, prefix: str, title: str, clicked: str
+) -> None:
+    await page.goto(routes_server.http_url(prefix))
+    await page.click("#go")
+    await expect(page.locator("#out")).to_have_text(clicked)
+    # Each app serves every startup route, bound to itself (dash.get_app()).
+    assert await fetch(page, "GET", f"{prefix}_dash_startup_route/compat-whoami") == (
+        200, {"app": title})
+    assert await fetch(page, "POST", f"{prefix}_dash_startup_route/compat-echo", {"n": 7}) == (
+        200, {"app": title, "echo": {"n": 7}})
+    assert_no_console_errors(page)
