@@ -330,12 +330,21 @@ class QuartdashServer(BaseDashServer[Any]):
             )
 
     def add_redirect_rule(self, app: dash.Dash, fullname: str, path: str) -> None:
-        target = app.get_relative_path(path)
+        # Dash pages' redirect_from. Dash passes both URLs as the browser asks
+        # for them (requests_pathname_prefix applied): ``fullname`` the old
+        # one, ``path`` the page's. The route is the old URL as this scaffold
+        # sees it: without the requests prefix, with the routes prefix (a
+        # blueprint adds its url_prefix itself). ``path`` is the target as it
+        # is: Dash's own backends prefix it a second time (/app/app/page).
+        requests_prefix = app.config.requests_pathname_prefix
+        if fullname.startswith(requests_prefix):
+            fullname = fullname[len(requests_prefix):]
+        rule = app.config.routes_pathname_prefix + fullname.lstrip("/")
 
         async def redirect_view() -> Response:
-            return quart_redirect(target, code=301)
+            return quart_redirect(path, code=301)
 
-        self.scaffold.add_url_rule(fullname, endpoint=fullname.replace(".", "_"),
+        self.scaffold.add_url_rule(rule, endpoint=rule.replace(".", "_"),
                                    view_func=redirect_view)
 
     # -- hooks and errors -----------------------------------------------------

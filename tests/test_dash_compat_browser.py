@@ -50,3 +50,30 @@ async def test_startup_routes_of_an_app_built_before_its_server(
     assert await fetch(page, "POST", f"{prefix}_dash_startup_route/compat-echo", {"n": 7}) == (
         200, {"app": title, "echo": {"n": 7}})
     assert_no_console_errors(page)
+
+
+@pytest.mark.parametrize("front_door", ["blueprint", "dropin"])
+async def test_pages_redirect_from_under_a_prefix(
+    serve_app_session: Any, page: Page, front_door: str
+) -> None:
+    server = serve_app_session("tests.apps.compat_pages:asgi", ready_path="/app/",
+                               env={"COMPAT_PAGES_FRONT_DOOR": front_door})
+    # The redirect route is where the user asked for it, and points at the page.
+    for old in ("/app/v2", "/app/old/two"):
+        response = await page.request.get(server.http_url(old), max_redirects=0)
+        assert (response.status, response.headers.get("location")) == (301, "/app/page-2"), old
+    for doubled in ("/app/app/v2", "/app/app/page-2"):  # nothing lives under a doubled prefix
+        response = await page.request.get(server.http_url(doubled), max_redirects=0)
+        assert response.status != 301, doubled
+
+    await page.goto(server.http_url("/app/v2"))
+    await expect(page.locator("#page-title")).to_have_text("Page two")
+    assert page.url == server.http_url("/app/page-2")
+    await expect(page.locator("#front-door")).to_have_text(front_door)
+    # The pages themselves work under the prefix: home, then a link.
+    await page.goto(server.http_url("/app/"))
+    await expect(page.locator("#page-title")).to_have_text("Home")
+    await page.click("#to-two")
+    await expect(page.locator("#page-title")).to_have_text("Page two")
+    assert page.url == server.http_url("/app/page-2")
+    assert_no_console_errors(page)
