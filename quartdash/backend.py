@@ -322,7 +322,7 @@ class QuartdashServer(BaseDashServer[Any]):
                     result = await result
                 return jsonify(result)
 
-            self.scaffold.add_url_rule(
+            self._add_late_url_rule(
                 route,
                 endpoint=f"dash_callback_api_{path}".replace(".", "_"),
                 view_func=api_view,
@@ -344,8 +344,16 @@ class QuartdashServer(BaseDashServer[Any]):
         async def redirect_view() -> Response:
             return quart_redirect(path, code=301)
 
-        self.scaffold.add_url_rule(rule, endpoint=rule.replace(".", "_"),
-                                   view_func=redirect_view)
+        self._add_late_url_rule(rule, endpoint=rule.replace(".", "_"), view_func=redirect_view)
+
+    def _add_late_url_rule(self, rule: str, **options: Any) -> None:
+        # For routes Dash adds when the user asks (setup_apis, register_page),
+        # possibly after a DashBlueprint was registered.
+        add_late = getattr(self.scaffold, "add_late_url_rule", None)
+        if add_late is not None:
+            add_late(rule, **options)
+        else:
+            self.scaffold.add_url_rule(rule, **options)
 
     # -- hooks and errors -----------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import pytest
@@ -14,18 +15,19 @@ from tests.helpers import assert_no_console_errors
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
-FETCH = """async ([method, url, body]) => {
-    const init = {method, headers: {"Content-Type": "application/json"}};
+FETCH = """async ([method, url, body, headers]) => {
+    const init = {method, headers: {"Content-Type": "application/json", ...headers}};
     if (body !== null) init.body = JSON.stringify(body);
     const response = await fetch(url, init);
     return [response.status, response.headers.get("content-type") || "", await response.text()];
 }"""
 
 
-async def fetch(page: Page, method: str, url: str, body: Any = None) -> tuple[int, Any]:
+async def fetch(page: Page, method: str, url: str, body: Any = None,
+                headers: dict[str, str] | None = None) -> tuple[int, Any]:
     """``fetch`` from the page (same origin, as a component would); (status, JSON or text)."""
     status, content_type, text = await asyncio.wait_for(
-        page.evaluate(FETCH, [method, url, body]), timeout=10)
+        page.evaluate(FETCH, [method, url, body, headers or {}]), timeout=10)
     return status, json.loads(text) if content_type.startswith("application/json") else text
 
 
@@ -50,6 +52,29 @@ async def test_startup_routes_of_an_app_built_before_its_server(
     assert await fetch(page, "POST", f"{prefix}_dash_startup_route/compat-echo", {"n": 7}) == (
         200, {"app": title, "echo": {"n": 7}})
     assert_no_console_errors(page)
+
+
+async def test_api_endpoints_blueprint_under_its_prefix_dropin_at_the_root(
+    serve_app_session: Any, page: Page
+) -> None:
+    server = serve_app_session("tests.apps.compat_api:asgi", ready_path="/early/")
+    for prefix, clicked in (("/early/", "2"), ("/late/", "0.5"), ("/dash/", "3")):
+        await page.goto(server.http_url(prefix))
+        await page.click("#go")  # the callback still serves its page
+        await expect(page.locator("#out")).to_have_text(clicked)
+    key = {"X-Api-Key": "k1"}
+    # A blueprint's: under its prefix, behind its hooks, not at the root.
+    assert await fetch(page, "POST", "/early/api/double", {"n_clicks": 4}, key) == (200, 8)
+    assert (await fetch(page, "POST", "/early/api/double", {"n_clicks": 4}))[0] == 401
+    assert (await fetch(page, "POST", "/api/double", {"n_clicks": 4}, key))[0] == 404
+    # ...also when setup_apis() comes after register_blueprint.
+    assert await fetch(page, "POST", "/late/api/half", {"n_clicks": 3}) == (200, 1.5)
+    assert (await fetch(page, "POST", "/api/half", {"n_clicks": 3}))[0] == 404
+    # A drop-in Dash's: at the server root, whatever its url_base_pathname (as Dash).
+    assert await fetch(page, "POST", "/api/triple", {"n_clicks": 2}) == (200, 6)
+    assert (await fetch(page, "POST", "/dash/api/triple", {"n_clicks": 2}))[0] == 405
+    # (Chromium logs each 4xx answer to fetch as a console error.)
+    assert_no_console_errors(page, ignore=[re.compile(r"status of 40[145] ")])
 
 
 @pytest.mark.parametrize("front_door", ["blueprint", "dropin"])
