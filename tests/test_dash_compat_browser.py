@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.helpers import assert_no_console_errors
+from tests.helpers import assert_no_console_errors, http_get
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -101,4 +101,94 @@ async def test_pages_redirect_from_under_a_prefix(
     await page.click("#to-two")
     await expect(page.locator("#page-title")).to_have_text("Page two")
     assert page.url == server.http_url("/app/page-2")
+    assert_no_console_errors(page)
+
+
+@pytest.fixture(scope="module")
+def background_server(serve_app_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    cache = tmp_path_factory.mktemp("background-cache")
+    return serve_app_session("tests.apps.compat_background:asgi", ready_path="/jobs",
+                             env={"COMPAT_BACKGROUND_CACHE": str(cache)})
+
+
+async def jobs(server: Any) -> dict[str, Any]:
+    """The server's worker pid and its background job processes alive."""
+    response = await asyncio.to_thread(http_get, server.http_url("/jobs"), timeout=5)
+    return json.loads(response.body)
+
+
+async def alive_jobs(server: Any) -> list[int]:
+    return (await jobs(server))["alive"]
+
+
+WATCH_PROGRESS = """() => {
+    window.progressSeen = [];
+    const node = document.getElementById("progress");
+    new MutationObserver(() => window.progressSeen.push(node.textContent))
+        .observe(node, {childList: true, characterData: true, subtree: true});
+}"""
+
+
+@pytest.mark.parametrize("prefix", ["/dash/", "/bp/"])
+async def test_background_callback_progress_running_set_props(
+    background_server: Any, page: Page, prefix: str
+) -> None:
+    await page.goto(background_server.http_url(prefix))
+    await expect(page.locator("#status")).to_have_text("idle")
+    await page.evaluate(WATCH_PROGRESS)
+    await page.click("#run")
+    # running=: applied while the job runs...
+    await expect(page.locator("#status")).to_have_text("running")
+    await expect(page.locator("#run")).to_be_disabled()
+    await expect(page.locator("#cancel")).to_be_enabled()
+    # ...set_props from the job process, and the result.
+    await expect(page.locator("#side")).to_have_text(re.compile(r"job pid \d+"))
+    await expect(page.locator("#result")).to_have_text("run 1: 4 steps done")
+    await expect(page.locator("#status")).to_have_text("stopped")
+    await expect(page.locator("#run")).to_be_enabled()
+    await expect(page.locator("#cancel")).to_be_disabled()
+    # progress=: the steps arrived one by one while it ran (polls may skip one).
+    seen = [s for s in await page.evaluate("window.progressSeen") if s]
+    assert len(seen) >= 2 and seen == sorted(seen) and seen[-1] == "4/4", seen
+    job_pid = int((await page.locator("#side").inner_text()).split()[-1])
+    assert job_pid not in await alive_jobs(background_server)
+    assert_no_console_errors(page)
+
+
+@pytest.mark.parametrize("prefix", ["/dash/", "/bp/"])
+async def test_background_callback_cancel_stops_the_job(
+    background_server: Any, page: Page, prefix: str
+) -> None:
+    await page.goto(background_server.http_url(prefix))
+    await page.fill("#steps", "300")  # a minute of work
+    await page.click("#run")
+    await expect(page.locator("#progress")).to_have_text(re.compile(r"^([3-9]|\d\d+)/300$"))
+    job_pid = int((await page.locator("#side").inner_text()).split()[-1])
+    assert job_pid in await alive_jobs(background_server)
+
+    await page.click("#cancel")
+    await expect(page.locator("#status")).to_have_text("stopped")
+    await expect(page.locator("#run")).to_be_enabled()
+    for _ in range(50):  # the job process is killed: <= 5 s
+        if job_pid not in await alive_jobs(background_server):
+            break
+        await asyncio.sleep(0.1)
+    assert job_pid not in await alive_jobs(background_server)
+    stopped_at = await page.locator("#progress").inner_text()
+    await asyncio.sleep(5 * 0.2)  # five steps' time: no more progress, no result
+    assert await page.locator("#progress").inner_text() == stopped_at
+    assert await page.locator("#result").inner_text() == "no result"
+    assert_no_console_errors(page)
+
+
+@pytest.mark.parametrize("prefix", ["/dash/", "/bp/"])
+async def test_background_callback_async_def(
+    background_server: Any, page: Page, prefix: str
+) -> None:
+    await page.goto(background_server.http_url(prefix))
+    await page.click("#run-async")
+    await expect(page.locator("#async-result")).to_have_text(
+        re.compile(r"^async run 1 in job pid \d+$"))
+    job_pid = int((await page.locator("#async-result").inner_text()).split()[-1])
+    assert job_pid != (await jobs(background_server))["worker"]  # not in the server
     assert_no_console_errors(page)
