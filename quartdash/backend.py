@@ -351,7 +351,7 @@ class QuartdashServer(BaseDashServer[Any]):
                     result = await result
                 return jsonify(result)
 
-            self.scaffold.add_url_rule(
+            self._add_late_url_rule(
                 route,
                 endpoint=f"dash_callback_api_{path}".replace(".", "_"),
                 view_func=api_view,
@@ -359,13 +359,30 @@ class QuartdashServer(BaseDashServer[Any]):
             )
 
     def add_redirect_rule(self, app: dash.Dash, fullname: str, path: str) -> None:
-        target = app.get_relative_path(path)
+        # Dash pages' redirect_from. Dash passes both URLs as the browser asks
+        # for them (requests_pathname_prefix applied): ``fullname`` the old
+        # one, ``path`` the page's. The route is the old URL as this scaffold
+        # sees it: without the requests prefix, with the routes prefix (a
+        # blueprint adds its url_prefix itself). ``path`` is the target as it
+        # is: Dash's own backends prefix it a second time (/app/app/page).
+        requests_prefix = app.config.requests_pathname_prefix
+        if fullname.startswith(requests_prefix):
+            fullname = fullname[len(requests_prefix):]
+        rule = app.config.routes_pathname_prefix + fullname.lstrip("/")
 
         async def redirect_view() -> Response:
-            return quart_redirect(target, code=301)
+            return quart_redirect(path, code=301)
 
-        self.scaffold.add_url_rule(fullname, endpoint=fullname.replace(".", "_"),
-                                   view_func=redirect_view)
+        self._add_late_url_rule(rule, endpoint=rule.replace(".", "_"), view_func=redirect_view)
+
+    def _add_late_url_rule(self, rule: str, **options: Any) -> None:
+        # For routes Dash adds when the user asks (setup_apis, register_page),
+        # possibly after a DashBlueprint was registered.
+        add_late = getattr(self.scaffold, "add_late_url_rule", None)
+        if add_late is not None:
+            add_late(rule, **options)
+        else:
+            self.scaffold.add_url_rule(rule, **options)
 
     # -- hooks and errors -----------------------------------------------------
 

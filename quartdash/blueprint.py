@@ -16,7 +16,7 @@ and WebSocket route, with no cross-talk::
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quart import Blueprint
 
@@ -24,6 +24,9 @@ from .backend import QuartdashServer
 from .config import WebSocketConfig
 from .hosting import Host, HostedDash
 from .serve import install_shutdown_hooks
+
+if TYPE_CHECKING:
+    from flask.sansio.blueprints import BlueprintSetupState
 
 # Attributes read and written on the Dash app rather than the blueprint.
 _DASH_ATTRIBUTES = frozenset({"layout", "title", "index_string", "validation_layout",
@@ -43,6 +46,8 @@ class DashBlueprint(Blueprint):
     def __init__(self, name: str, import_name: str, url_prefix: str | None = None,
                  **dash_kwargs: Any) -> None:
         super().__init__(name, import_name, url_prefix=url_prefix)
+        # One per registration: routes Dash adds after it (see add_late_url_rule).
+        self.setup_states: list[BlueprintSetupState] = []
         for key in ("server", "backend", "url_base_pathname", "routes_pathname_prefix"):
             if key in dash_kwargs:
                 raise TypeError(f"DashBlueprint sets {key!r} itself; use url_prefix")
@@ -118,3 +123,21 @@ class DashBlueprint(Blueprint):
             )
         install_shutdown_hooks(app)
         super().register(app, options)
+
+    def make_setup_state(self, app: Any, options: dict[str, Any],
+                         first_registration: bool = False) -> BlueprintSetupState:
+        state = super().make_setup_state(app, options, first_registration)
+        self.setup_states.append(state)
+        return state
+
+    def add_late_url_rule(self, rule: str, **options: Any) -> None:
+        """``add_url_rule``, also once registered: Dash adds some routes when
+        asked (``setup_apis()``, ``dash.register_page(redirect_from=...)``),
+        which may be after ``register_blueprint``. Such a route goes to every
+        app the blueprint is registered on, under its prefix and as its own
+        (its hooks and error handlers apply), as if added before."""
+        if not self._got_registered_once:
+            self.add_url_rule(rule, **options)
+            return
+        for state in self.setup_states:
+            state.add_url_rule(rule, **options)

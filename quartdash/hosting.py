@@ -40,6 +40,20 @@ class HostedDash(dash.Dash):
     """``dash.Dash`` wired to quartdash: its own backend and SharedWorker."""
 
     quartdash_host: Host
+    _quartdash_mounted = False
+
+    def init_app(self, app: Any = None, **kwargs: Any) -> None:
+        super().init_app(app, **kwargs)
+        self._quartdash_mounted = True
+        self.setup_startup_routes()
+
+    def setup_startup_routes(self) -> None:
+        # Dash registers its startup routes (Dash.add_startup_route) at the end
+        # of __init__, once. Both front doors build the app with server=False
+        # and mount it later, so there they would land on the throwaway Quart
+        # app Dash made: register them when the app is mounted instead.
+        if self._quartdash_mounted:
+            super().setup_startup_routes()
 
     def _config(self) -> dict[str, Any]:
         config = super()._config()
