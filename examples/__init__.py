@@ -10,18 +10,47 @@ module also has:
 
 ``python -m examples.gallery`` serves all of them in one Quart app, each
 under its own prefix, with an index page linking them (see README.md here).
+
+Third-party packages beyond quartdash's own come from its ``examples`` extra
+(``pip install "quartdash[examples]"``); the examples import them with
+:func:`require`, which says so when one is missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 from collections.abc import Sequence
+from types import ModuleType
 
 from quart import Quart
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8050
+
+INSTALL_HINT = ('pip install "quartdash[examples]" (in a checkout: pip install -e ".[examples]", '
+                "or run bash scripts/demo.sh, which does)")
+
+
+def require(module: str, package: str | None = None) -> ModuleType:
+    """Import ``module``, a dependency of the examples only (the ``examples``
+    extra); if it is not installed, fail with a ``ModuleNotFoundError`` that
+    says how to install it. ``package``: its name on PyPI when that differs.
+
+    Only a missing ``module`` itself is translated: an error raised while
+    importing it (a broken install) comes through unchanged.
+    """
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name is None or module.split(".")[0] != error.name.split(".")[0]:
+            raise
+        raise ModuleNotFoundError(
+            f"the quartdash examples need {package or module!r}, which is not installed: "
+            f"{INSTALL_HINT}",
+            name=error.name,
+        ) from error
 
 
 def main(asgi: Quart, argv: Sequence[str] | None = None, description: str | None = None) -> None:
