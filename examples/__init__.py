@@ -19,8 +19,10 @@ Third-party packages beyond quartdash's own come from its ``examples`` extra
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
+import socket
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -53,6 +55,23 @@ def require(module: str, package: str | None = None) -> ModuleType:
         ) from error
 
 
+def bind_problem(host: str, port: int) -> OSError | None:
+    """Why ``host:port`` cannot be served (e.g. the port is in use), or None.
+
+    A bind tried and released at once, the way hypercorn binds
+    (``SO_REUSEADDR``), so the URL printed next is one that will answer.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as error:
+        return error
+    return None
+
+
 def main(asgi: Quart, argv: Sequence[str] | None = None, description: str | None = None) -> None:
     """Serve ``asgi`` with hypercorn: ``--host``/``--port`` flags, else HOST/PORT, else
     127.0.0.1:8050. ``--debug`` shows tracebacks in the browser and logs requests."""
@@ -63,6 +82,13 @@ def main(asgi: Quart, argv: Sequence[str] | None = None, description: str | None
                         help="port to bind (env PORT; default %(default)s)")
     parser.add_argument("--debug", action="store_true", help="debug mode")
     args = parser.parse_args(argv)
+    problem = bind_problem(args.host, args.port)
+    if problem is not None:  # e.g. another Dash app on Dash's default port, 8050
+        hint = ""
+        if problem.errno in (errno.EADDRINUSE, errno.EACCES):
+            hint = f"\n  pick another port: --port {args.port + 1} (or PORT={args.port + 1})"
+        parser.exit(2, f"error: cannot serve on {args.host}:{args.port}: "
+                       f"{problem.strerror or problem}{hint}\n")
 
     from quartdash.serve import run
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -82,3 +83,24 @@ async def test_gallery_stops_cleanly(gallery_process, sig: int) -> None:
     assert code == 0, demo.output()
     assert seconds < STOP_WITHIN
     assert closes == [1001, 1001, 1001], (closes, demo.output())
+
+
+def test_gallery_on_a_busy_port_says_which_flag_to_use(tmp_path: Path) -> None:
+    """Dash apps default to port 8050 too: a busy port is a one-line error
+    with the way out, and no URL that would not answer."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        demo = start_demo([sys.executable, "-m", "examples.gallery", "--port", str(port)],
+                          log_path=tmp_path / "busy.log")
+        try:
+            code = demo.proc.wait(timeout=30)
+        finally:
+            if demo.proc.poll() is None:
+                demo.kill()
+    output = demo.output()
+    assert code == 2, output
+    assert f"error: cannot serve on 127.0.0.1:{port}: Address already in use" in output
+    assert f"--port {port + 1}" in output
+    assert "open http://" not in output
