@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import random
 
-import dash_ag_grid as dag
 from dash import Input, Output, ctx, dcc, html, set_props
 from quart import Quart
 
+from examples import require
 from quartdash import DashBlueprint
+
+dag = require("dash_ag_grid", package="dash-ag-grid")
 
 columns = [
     {"field": "symbol", "headerName": "Symbol", "flex": 1},

@@ -23,11 +23,13 @@ import itertools
 import logging
 import random
 
-import websockets
 from dash import Input, Output, ctx, dcc, html, set_props
 from quart import Quart
 
+from examples import require
 from quartdash import DashBlueprint
+
+websockets = require("websockets")
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
 from dash import Input, Output, ctx, dcc, html, set_props
 from quart import Quart
 
+from examples import require
 from quartdash import DashBlueprint
+
+np = require("numpy")
 
 SIZE = 30
 

@@ -105,12 +105,14 @@ PAGE = """<!doctype html>
 """
 
 
-def mount(server: Quart, prefix: str = "/") -> None:
-    """Register both apps under ``prefix`` and the side-by-side page at ``prefix``."""
+def mount(server: Quart, prefix: str = "/") -> list[DashBlueprint]:
+    """Register both apps under ``prefix`` and the side-by-side page at ``prefix``;
+    return the two apps."""
     base = "/" + prefix.strip("/")
     base = "" if base == "/" else base
-    server.register_blueprint(build_before(f"{base}/before"))
-    server.register_blueprint(build_after(f"{base}/after"))
+    apps = [build_before(f"{base}/before"), build_after(f"{base}/after")]
+    for app in apps:
+        server.register_blueprint(app)
 
     page = Blueprint("interval_migration", __name__, url_prefix=base or None)
 
@@ -120,6 +122,7 @@ def mount(server: Quart, prefix: str = "/") -> None:
         return html_page, 200, {"Content-Type": "text/html; charset=utf-8"}
 
     server.register_blueprint(page)
+    return apps
 
 
 asgi = Quart(__name__)

@@ -247,6 +247,8 @@ class SessionBroker:
         if self._background:
             await asyncio.wait(self._background, timeout=self.config.shutdown_grace)
         self.host.brokers.discard(self)
+        self.host.closed_props_pushed += self.props_pushed
+        self.host.closed_frames_sent += self.frames_sent
         for renderer_id in self.renderers:  # balance renderer_joined for tabs still open
             signals.emit(signals.renderer_left, self.host, broker=self, renderer_id=renderer_id)
         signals.emit(signals.session_disconnected, self.host, broker=self, code=self.close_code)

@@ -14,6 +14,7 @@ import logging
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import dash
@@ -105,6 +106,9 @@ class Host:
             max_workers=config.max_workers, thread_name_prefix="quartdash-callback"
         )
         self.brokers: set[SessionBroker] = set()
+        # What the sessions that already ended pushed and sent (session_counts).
+        self.closed_props_pushed = 0
+        self.closed_frames_sent = 0
         self.connect_hooks: list[Hook] = []
         self.own_message_hooks: list[Hook] = []
         self.shutdown_grace = config.shutdown_grace
@@ -174,6 +178,49 @@ class Host:
         tasks = [b._serve_task for b in brokers if b._serve_task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=(grace or self.config.shutdown_grace) * 2 + 1)
+
+
+@dataclass(frozen=True)
+class SessionCounts:
+    """What :func:`session_counts` returns: a snapshot, not a live view."""
+
+    sessions: int
+    """Open WebSocket connections (a browser shares one per app among its tabs)."""
+    tabs: int
+    """Tabs (dash-renderers) joined on those connections."""
+    props_pushed: int
+    """``set_props`` values pushed since the apps started, ended sessions included:
+    a counter that only grows; its change over time is the push rate."""
+    frames_sent: int
+    """WebSocket frames sent since the apps started, ended sessions included."""
+
+
+def session_counts(*apps: Any) -> SessionCounts:
+    """Count the live sessions and tabs of ``apps``, and what they pushed.
+
+    ``apps``: ``quartdash.Dash`` or ``DashBlueprint`` objects (or their
+    ``.host``); none means every quartdash app in this process. Costs one
+    pass over the open sessions: call it on the event loop, e.g. once a
+    second from a persistent callback, rather than per push.
+    """
+    hosts = [_host_of(app) for app in apps] if apps else list(live_hosts)
+    sessions = tabs = pushed = frames = 0
+    for host in hosts:
+        pushed += host.closed_props_pushed
+        frames += host.closed_frames_sent
+        for broker in list(host.brokers):
+            sessions += 1
+            tabs += len(broker.renderers)
+            pushed += broker.props_pushed
+            frames += broker.frames_sent
+    return SessionCounts(sessions, tabs, pushed, frames)
+
+
+def _host_of(app: Any) -> Host:
+    host = app if isinstance(app, Host) else getattr(app, "host", None)
+    if not isinstance(host, Host):
+        raise TypeError(f"session_counts() takes quartdash apps or hosts, not {app!r}")
+    return host
 
 
 async def close_all_sessions(code: int = CloseCode.GOING_AWAY, reason: str = "Server shutdown",

@@ -2,6 +2,9 @@
 # Shared setup for scripts/test.sh and scripts/demo.sh. Source it from the
 # repository root (both scripts cd there first). Requires bash with
 # `set -euo pipefail` already on. Idempotent: a second run installs nothing.
+#
+# VENV (environment) picks the virtual environment: default .venv in the
+# repository; CI's demo smoke test points it at a fresh directory.
 
 VENV="${VENV:-.venv}"
 PY="$VENV/bin/python"
@@ -69,11 +72,18 @@ ensure_venv() {
     python3 -m venv "$VENV"
 }
 
-# ensure_installed SPEC STAMP_NAME: `pip install -e SPEC` unless the stamp
-# file is newer than setup.cfg and pyproject.toml.
+# stamp_fresh NAME: true when `ensure_installed SPEC NAME` completed in $VENV
+# after setup.cfg and pyproject.toml last changed.
+stamp_fresh() {
+    local stamp="$VENV/.installed-$1-stamp"
+    [ -f "$stamp" ] && [ "$stamp" -nt setup.cfg ] && [ "$stamp" -nt pyproject.toml ]
+}
+
+# ensure_installed SPEC STAMP_NAME: `pip install -e SPEC` unless its stamp is
+# fresh (see stamp_fresh).
 ensure_installed() {
     local spec="$1" stamp="$VENV/.installed-$2-stamp"
-    if [ -f "$stamp" ] && [ "$stamp" -nt setup.cfg ] && [ "$stamp" -nt pyproject.toml ]; then
+    if stamp_fresh "$2"; then
         echo "$spec already installed in $VENV (delete $stamp to force)" >&2
         return 0
     fi

@@ -19,7 +19,7 @@ ensure_installed ".[test]" test
 
 section "lint: ruff check"
 lint_paths=()
-for path in quartdash tests examples bench; do
+for path in quartdash tests examples bench scripts; do
     [ -e "$path" ] && lint_paths+=("$path")
 done
 "$VENV/bin/ruff" check "${lint_paths[@]}"

@@ -114,13 +114,33 @@ async def status_json(server: ServerProcess, path: str) -> dict[str, Any]:
 async def test_gallery_index_links_every_example(gallery: ServerProcess, page: Page) -> None:
     from examples.gallery import EXAMPLES
 
-    await page.goto(gallery.http_url("/"))
+    await open_example(page, gallery, "/", "#live-header")
     links = page.locator("li > a")
     await expect(links).to_have_count(len(EXAMPLES))
     hrefs = [await link.get_attribute("href") for link in await links.all()]
     assert hrefs == [f"/{example.slug}/" for example in EXAMPLES]
+    # The header is pushed by the landing page's persistent callback.
+    await wait_for_text(page, "#live-header",
+                        r"^Connected right now: \d+ sessions?, \d+ tabs? \(this one included\)")
     await save_screenshot(page, "examples-gallery-index")
     assert_no_console_errors(page)
+
+
+async def test_gallery_index_shows_tabs_of_an_example(gallery: ServerProcess,
+                                                      page: Page) -> None:
+    """Open an example in a second tab: the landing page's live line for it
+    counts the tab and its pushes, then forgets it when it closes."""
+    await open_example(page, gallery, "/", "#live-header")
+    await wait_for_text(page, "#live-header", r"^Connected right now: ")
+    sensor = await open_page(page.context)
+    await open_example(sensor, gallery, "/persistent/", "#live-display")
+    await wait_for_text(page, "#live-persistent",
+                        r"^Reading #\d+: .* · 1 tab open · [1-9]\d*\.\d pushes/s$")
+    await save_screenshot(page, "examples-gallery-index-live")
+    await sensor.close()
+    await wait_for_text(page, "#live-persistent", r"^Reading #\d+: .* · no tab open$")
+    assert_no_console_errors(page)
+    assert_no_console_errors(sensor)
 
 
 # ------------------------------------------------------------- 1. countdown

@@ -1,7 +1,8 @@
-"""`pip install .` (not editable) gives a working quartdash, browser files included."""
+"""Packaging: a wheel install serves the browser files; the extras hold what they promise."""
 
 from __future__ import annotations
 
+import configparser
 import os
 import subprocess
 import sys
@@ -59,3 +60,51 @@ def test_wheel_install_serves_static_files(tmp_path: Path) -> None:
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr
+
+
+def _extras() -> dict[str, set[str]]:
+    parser = configparser.ConfigParser()
+    parser.read(REPO_ROOT / "setup.cfg", encoding="utf-8")
+    section = parser["options.extras_require"]
+    return {name: {line.strip() for line in section[name].splitlines() if line.strip()}
+            for name in section}
+
+
+def test_test_extra_covers_the_examples_and_redis_extras() -> None:
+    """scripts/demo.sh skips installing when the test extra is installed: the
+    test extra must therefore hold every requirement of the examples extra
+    (and of redis, which the Redis tests use), pinned the same way."""
+    extras = _extras()
+    assert extras["examples"] == {"websockets>=12", "numpy>=1.26", "dash-ag-grid>=31"}
+    missing = (extras["examples"] | extras["redis"]) - extras["test"]
+    assert not missing, f"add to the test extra in setup.cfg: {sorted(missing)}"
+
+
+def test_examples_import_with_only_the_examples_extra() -> None:
+    """Every third-party module examples/ imports is quartdash's own
+    dependency or comes from the examples extra (no test-only package)."""
+    import ast
+
+    allowed = {"dash", "quart", "quartdash", "hypercorn", "blinker", "orjson", "examples",
+               "websockets", "numpy", "dash_ag_grid"}
+    stdlib = set(sys.stdlib_module_names)
+    used: dict[str, set[str]] = {}
+    for path in sorted((REPO_ROOT / "examples").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                  and node.func.id == "require" and node.args
+                  and isinstance(node.args[0], ast.Constant)):
+                names = [node.args[0].value]  # examples.require("numpy")
+            for name in names:
+                top = name.split(".")[0]
+                if top not in stdlib and top != "__future__":
+                    used.setdefault(top, set()).add(path.name)
+    assert {"dash", "quartdash", "websockets", "numpy", "dash_ag_grid"} <= used.keys(), \
+        f"the scan missed imports: {sorted(used)}"
+    unexpected = {top: sorted(files) for top, files in used.items() if top not in allowed}
+    assert not unexpected, f"examples import packages outside the examples extra: {unexpected}"

@@ -22,7 +22,8 @@ A WebSocket callback serves one tab. A topic reaches all of them::
 
 Backend: ``QUARTDASH_BROADCAST_URL`` — ``memory://`` (the default: one
 process, nothing to set up) or ``redis://host:6379/0`` (every worker and
-machine sharing that Redis). ``configure(url)`` does the same in code.
+machine sharing that Redis; needs redis-py: ``pip install "quartdash[redis]"``).
+``configure(url)`` does the same in code.
 Guarantees, limits and sizing: docs/scaling.md.
 """
 

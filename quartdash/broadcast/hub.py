@@ -124,6 +124,8 @@ class Broadcast:
             raise RuntimeError("broadcast already started; await broadcast.close() first")
         self._url = url
         self._prefix = prefix
+        if self.backend_name == "redis":
+            from . import redis  # noqa: F401 - fail here, not at first publish, without redis-py
 
     @property
     def backend_name(self) -> str:

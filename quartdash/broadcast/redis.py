@@ -27,12 +27,24 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from .. import protocol
+
+try:
+    import redis.asyncio as aioredis
+    from redis.backoff import NoBackoff
+    from redis.exceptions import RedisError
+    from redis.retry import Retry
+except ModuleNotFoundError as _missing:
+    if _missing.name is None or _missing.name.split(".")[0] != "redis":
+        raise
+    raise ModuleNotFoundError(
+        "a redis:// broadcast URL (QUARTDASH_BROADCAST_URL or broadcast.configure) needs "
+        'redis-py, which is not installed: pip install "quartdash[redis]" '
+        '(in a checkout: pip install -e ".[redis]")',
+        name=_missing.name,
+    ) from _missing
+
 from .envelope import Envelope, EnvelopeError, PropsUpdate, decode, encode
 from .memory import Retained
 

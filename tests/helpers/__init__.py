@@ -5,6 +5,8 @@
 - browser: Chromium launch options, ``open_page``, ``assert_no_console_errors``,
   ``save_screenshot``.
 - redis_server: ``RedisServer``: a throw-away redis-server.
+- demo: ``start_demo`` / ``DemoProcess``: the demo command, its printed URL,
+  a bounded stop; ``open_session`` / ``close_code``: a raw WebSocket session.
 """
 
 from .browser import (
@@ -17,6 +19,7 @@ from .browser import (
     save_screenshot,
     watch_errors,
 )
+from .demo import DemoError, DemoProcess, close_code, first_push, open_session, start_demo
 from .net import (
     LOOPBACK,
     HttpResponse,
@@ -41,21 +44,27 @@ __all__ = [
     "CHROMIUM_PATH",
     "LOOPBACK",
     "REPO_ROOT",
+    "DemoError",
+    "DemoProcess",
     "HttpResponse",
     "RedisServer",
     "ServerProcess",
     "ServerStartError",
     "ServerStopTimeout",
     "assert_no_console_errors",
+    "close_code",
+    "first_push",
     "free_port",
     "http_get",
     "http_request",
     "launch_chromium",
     "new_context",
     "open_page",
+    "open_session",
     "port_accepts",
     "save_screenshot",
     "server_env",
+    "start_demo",
     "start_server",
     "wait_until",
     "watch_errors",
