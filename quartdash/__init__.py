@@ -23,8 +23,8 @@ from .app import Dash  # noqa: E402
 from .blueprint import DashBlueprint  # noqa: E402
 from .config import WebSocketConfig  # noqa: E402
 from .handle import WebSocketHandle  # noqa: E402
-from .protocol import CloseCode, ErrorCode, ProtocolError  # noqa: E402
 from .sanitize import PropPolicy, UnsafePropError, text, trusted  # noqa: E402
+from .wire.protocol import CloseCode, ErrorCode, ProtocolError  # noqa: E402
 
 __all__ = [
     "CloseCode",

@@ -36,7 +36,7 @@ from quart.helpers import send_from_directory
 from werkzeug.exceptions import HTTPException
 
 from . import http
-from .guards import host_problem
+from .wire.guards import host_problem
 
 if TYPE_CHECKING:
     import dash

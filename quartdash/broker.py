@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from dash import Patch
 from dash.exceptions import PreventUpdate, WebsocketDisconnected
 
-from . import protocol, signals
+from . import signals
 from .execute import run_callback, websocket_context
 from .handle import WebSocketHandle
-from .outbox import Outbox, OutboxOverflow
-from .protocol import CloseCode, ErrorCode, Message, ProtocolError, clip
-from .rules import ByteBudget, Inactivity, SendStall, TokenBucket
+from .wire import protocol
+from .wire.outbox import Outbox, OutboxOverflow
+from .wire.protocol import CloseCode, ErrorCode, Message, ProtocolError, clip
+from .wire.rules import ByteBudget, Inactivity, SendStall, TokenBucket
 
 if TYPE_CHECKING:
     from .hosting import Host

@@ -23,8 +23,8 @@ from dash._callback import GLOBAL_CALLBACK_MAP
 from . import __version__
 from .backend import QuartdashResponseAdapter, QuartdashServer
 from .config import WebSocketConfig
-from .protocol import CloseCode
 from .sanitize import PropPolicy
+from .wire.protocol import CloseCode
 
 if TYPE_CHECKING:
     from .broker import SessionBroker

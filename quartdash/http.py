@@ -13,9 +13,9 @@ import orjson
 from quart import Response, request
 from werkzeug.exceptions import BadRequest
 
-from . import protocol
 from .execute import invoke, prepare_callback
 from .sanitize import PropPolicy
+from .wire import protocol
 
 if TYPE_CHECKING:
     import dash

@@ -18,8 +18,8 @@ from quart.asgi import ASGIWebsocketConnection
 
 from . import signals
 from .broker import SessionBroker
-from .guards import host_problem, origin_problem
-from .protocol import CloseCode
+from .wire.guards import host_problem, origin_problem
+from .wire.protocol import CloseCode
 
 if TYPE_CHECKING:
     from .hosting import Host

@@ -21,9 +21,10 @@ from dash import Input, Output, State, dcc, html
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quartdash import Dash, protocol
+from quartdash import Dash
 from quartdash.broker import SessionBroker
-from quartdash.protocol import ErrorCode, Message, ProtocolError
+from quartdash.wire import protocol
+from quartdash.wire.protocol import ErrorCode, Message, ProtocolError
 
 MAX_BATCH = 20
 

@@ -1,10 +1,10 @@
-"""quartdash.rules: each limit as arithmetic over made-up times."""
+"""quartdash.wire.rules: each limit as arithmetic over made-up times."""
 
 from __future__ import annotations
 
 import pytest
 
-from quartdash.rules import ByteBudget, Inactivity, SendStall, TokenBucket
+from quartdash.wire.rules import ByteBudget, Inactivity, SendStall, TokenBucket
 
 
 def test_token_bucket_spends_its_burst_then_refills_at_the_rate() -> None:

@@ -91,7 +91,7 @@ def test_text_makes_anything_a_string() -> None:
 
 
 def test_trusted_values_encode_as_their_value() -> None:
-    from quartdash.protocol import dumps
+    from quartdash.wire.protocol import dumps
 
     assert dumps({"v": trusted("<p>")}) == b'{"v":"<p>"}'
 

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 from dash import Patch
 
-from .. import protocol
+from ..wire import protocol
 
 MESSAGE_TAG = b"M"
 PROPS_TAG = b"P"

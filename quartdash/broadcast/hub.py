@@ -552,7 +552,7 @@ class Topic:
     """A named stream every worker can publish to and subscribe to.
 
     ``Topic("prices")`` is a cheap handle: create it once at module level.
-    Messages are JSON values (``quartdash.protocol.dumps`` encodes them:
+    Messages are JSON values (``quartdash.wire.protocol.dumps`` encodes them:
     numpy, Dash components and plotly figures are fine) and subscribers get
     them decoded, with either backend. The decoded value is shared by every
     subscriber in the process: treat it as read-only.

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from .. import protocol
+from ..wire import protocol
 
 try:
     import redis.asyncio as aioredis
