@@ -119,7 +119,7 @@ def create_app() -> Any:
             **broadcast.stats(),
             "pid": os.getpid(),
             "cpu": time.process_time(),
-            "brokers": len(app.host.brokers),
+            "sessions": len(app.live.sessions),
         }
 
     return asgi

@@ -5,7 +5,7 @@
 
 Starts ``tests/apps/rel_app.py`` under a real ``python -m hypercorn`` on a free
 127.0.0.1 port (the app's ``GET /_rel/stats`` reports the worker's RSS, live
-asyncio tasks, open file descriptors, live session brokers and pending
+asyncio tasks, open file descriptors, live sessions and pending
 ``get_prop`` futures), then keeps ``--sessions`` virtual users busy until
 ``--duration`` seconds have passed. Each user loops over short sessions,
 picked at random:
@@ -24,7 +24,7 @@ picked at random:
 The server's figures are taken at start (idle), after ``--warmup`` seconds of
 churn, every ``--sample`` seconds, and at the end, once every user has gone
 and the server has settled. Printed as a table and, with ``--json``, written
-as JSON. Exit status 1 when the end state leaks: brokers, pending futures or
+as JSON. Exit status 1 when the end state leaks: sessions, pending futures or
 running callbacks left, live tasks or fds above the idle start, or RSS more
 than ``--rss-slack`` MiB above the after-warm-up figure.
 """
@@ -246,7 +246,7 @@ def snapshot(server: Any, label: str, started: float) -> dict[str, Any]:
         "rss_mib": round(stats["rss"] / 2**20, 1),
         "tasks": stats["tasks"],
         "fds": stats["fds"],
-        "brokers": stats["brokers"],
+        "live_sessions": stats["sessions"],
         "pending_props": stats["pending_props"],
         "runs": stats["runs"],
     }
@@ -257,7 +257,7 @@ async def settle(server: Any, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         stats = await rc.astats(server)
-        if stats["brokers"] == 0 and stats["runs"] == 0:
+        if stats["sessions"] == 0 and stats["runs"] == 0:
             break
         if time.monotonic() > deadline:
             break  # reported as a leak by the caller
@@ -317,7 +317,7 @@ def leaks(result: dict[str, Any], rss_slack_mib: float) -> list[str]:
     start, end = samples[0], samples[-1]
     warm = next((s for s in samples if s["label"] == "after warm-up"), start)
     problems = []
-    for key in ("brokers", "pending_props", "runs"):
+    for key in ("live_sessions", "pending_props", "runs"):
         if end[key]:
             problems.append(f"{end[key]} {key} left at the end")
     # The stats request itself is a task at both ends; allow nothing more.
@@ -349,13 +349,13 @@ def print_report(result: dict[str, Any], problems: list[str]) -> None:
         print("  e.g.", example)
     print("close codes seen by the server:", json.dumps(result["close_codes"], sort_keys=True))
     print(
-        f"\n{'sample':<16}{'t (s)':>8}{'RSS MiB':>10}{'tasks':>7}{'fds':>6}{'brokers':>9}"
+        f"\n{'sample':<16}{'t (s)':>8}{'RSS MiB':>10}{'tasks':>7}{'fds':>6}{'sessions':>9}"
         f"{'get_prop':>10}{'runs':>6}"
     )
     for s in result["samples"]:
         print(
             f"{s['label']:<16}{s['t']:>8}{s['rss_mib']:>10}{s['tasks']:>7}{s['fds']:>6}"
-            f"{s['brokers']:>9}{s['pending_props']:>10}{s['runs']:>6}"
+            f"{s['live_sessions']:>9}{s['pending_props']:>10}{s['runs']:>6}"
         )
     print("\nleaks:", "none" if not problems else "; ".join(problems))
 

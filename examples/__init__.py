@@ -90,7 +90,7 @@ def main(asgi: Quart, argv: Sequence[str] | None = None, description: str | None
         parser.exit(2, f"error: cannot serve on {args.host}:{args.port}: "
                        f"{problem.strerror or problem}{hint}\n")
 
-    from quartdash.serve import run
+    from quartdash.hosting.serving import run
 
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     title = (description or "quartdash example").strip().splitlines()[0]

@@ -30,7 +30,7 @@ class Metrics:
 
     def __init__(self, window: float = 5.0) -> None:
         self.window = window
-        self.sessions: set[Any] = set()  # live session brokers
+        self.sessions: set[Any] = set()  # live session sessions
         self.tabs = 0
         self.callbacks = 0
         self.persistent = 0
@@ -40,7 +40,7 @@ class Metrics:
         self._samples: deque[tuple[float, int]] = deque()
 
     def connect(self, host: Any) -> None:
-        """Receive the signals of one app only (``bp.host``, or ``app.host``)."""
+        """Receive the signals of one app only (``bp.live``, or ``app.live``)."""
         for name in ("session_connected", "session_disconnected", "renderer_joined",
                      "renderer_left", "callback_started", "callback_finished",
                      "callback_failed", "persistent_started", "persistent_stopped",
@@ -49,19 +49,19 @@ class Metrics:
 
     # -- receivers: sync, quick, called on the event loop -------------------------
 
-    def on_session_connected(self, host: Any, broker: Any) -> None:
-        self.sessions.add(broker)
-        log.info("session opened from %s", broker.connection.get("remote"))
+    def on_session_connected(self, host: Any, session: Any) -> None:
+        self.sessions.add(session)
+        log.info("session opened from %s", session.connection.get("remote"))
 
-    def on_session_disconnected(self, host: Any, broker: Any, code: int | None) -> None:
-        self.sessions.discard(broker)
-        self._pushes_of_closed += broker.props_pushed
+    def on_session_disconnected(self, host: Any, session: Any, code: int | None) -> None:
+        self.sessions.discard(session)
+        self._pushes_of_closed += session.props_pushed
         log.info("session closed (%s)", "client left" if code is None else f"code {code}")
 
-    def on_renderer_joined(self, host: Any, broker: Any, renderer_id: str) -> None:
+    def on_renderer_joined(self, host: Any, session: Any, renderer_id: str) -> None:
         self.tabs += 1
 
-    def on_renderer_left(self, host: Any, broker: Any, renderer_id: str) -> None:
+    def on_renderer_left(self, host: Any, session: Any, renderer_id: str) -> None:
         self.tabs -= 1
 
     def on_callback_started(self, host: Any, **kw: Any) -> None:
@@ -157,7 +157,7 @@ def build(prefix: str = "/") -> DashBlueprint:
 
 app = build()
 metrics = Metrics()
-metrics.connect(app.host)
+metrics.connect(app.live)
 
 asgi = Quart(__name__)
 asgi.register_blueprint(app)

@@ -9,11 +9,11 @@ read the page with ``ctx.websocket.get_prop`` and run persistently per tab.
 
 __version__ = "0.1.0"
 
-from dash import __version__ as _dash_version
+import dash as _dash
 
-from ._compat import check_dash_version
+from ._dash_version import check_dash_version
 
-check_dash_version(_dash_version)
+check_dash_version(_dash.__version__)
 
 from dash.exceptions import WebsocketDisconnected  # noqa: E402
 
@@ -22,8 +22,8 @@ from . import broadcast  # noqa: E402
 from .app import Dash  # noqa: E402
 from .blueprint import DashBlueprint  # noqa: E402
 from .config import WebSocketConfig  # noqa: E402
-from .handle import WebSocketHandle  # noqa: E402
-from .sanitize import PropPolicy, UnsafePropError, text, trusted  # noqa: E402
+from .hosting.sanitize import PropPolicy, UnsafePropError, text, trusted  # noqa: E402
+from .session.handle import WebSocketHandle  # noqa: E402
 from .wire.protocol import CloseCode, ErrorCode, ProtocolError  # noqa: E402
 
 __all__ = [

@@ -6,10 +6,9 @@ from typing import Any
 
 from quart import Quart
 
-from .backend import QuartdashServer
 from .config import WebSocketConfig
-from .hosting import Host, HostedDash
-from .serve import install_shutdown_hooks, run
+from .hosting import HostedDash, LiveApp, QuartdashServer, attach, dash_internals
+from .hosting.serving import install_shutdown_hooks, run
 
 
 class Dash(HostedDash):
@@ -29,11 +28,9 @@ class Dash(HostedDash):
             raise TypeError("quartdash.Dash is its own backend: drop the 'backend' argument")
         ws_config = WebSocketConfig.pop_from(kwargs)
         if name is None:
-            from dash._utils import get_caller_name
-
-            name = get_caller_name()
+            name = dash_internals.caller_name()
         super().__init__(name=name, server=False, backend=QuartdashServer, **kwargs)
-        self.quartdash_host = Host(self, ws_config)
+        attach(self, ws_config)
         if server is False:
             return  # call init_app(quart_app) later
         target = server if isinstance(server, Quart) else self.server
@@ -51,9 +48,9 @@ class Dash(HostedDash):
         return self.server
 
     @property
-    def host(self) -> Host:
-        """quartdash's side of this app: its sessions, hooks, and the signals' sender."""
-        return self.quartdash_host
+    def live(self) -> LiveApp:
+        """This app's live side: its sessions, hooks, and the signals' sender."""
+        return self.quartdash_live
 
     def run(self, host: str | None = None, port: int | str | None = None,  # type: ignore[override]
             debug: bool | None = None, **kwargs: Any) -> None:

@@ -20,10 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from quart import Blueprint
 
-from .backend import QuartdashServer
 from .config import WebSocketConfig
-from .hosting import Host, HostedDash
-from .serve import install_shutdown_hooks
+from .hosting import HostedDash, QuartdashServer, attach
+from .hosting.serving import install_shutdown_hooks
 
 if TYPE_CHECKING:
     from flask.sansio.blueprints import BlueprintSetupState
@@ -40,7 +39,7 @@ class DashBlueprint(Blueprint):
     argument goes to ``dash.Dash`` (``title``, ``websocket_callbacks``,
     ``websocket_allowed_origins``...) or sets a quartdash limit
     (``websocket_max_message_size``...). The Dash app is ``bp.dash``; its
-    signals' sender is ``bp.host``. See docs/hosting.md.
+    signals' sender is ``bp.live``. See docs/hosting.md.
     """
 
     def __init__(self, name: str, import_name: str, url_prefix: str | None = None,
@@ -65,7 +64,7 @@ class DashBlueprint(Blueprint):
             requests_pathname_prefix=requests_prefix,
             **dash_kwargs,
         ))
-        self.host = Host(self.dash, ws_config)
+        self.live = attach(self.dash, ws_config)
         self.dash.init_app(self)
 
     # -- the Dash side ---------------------------------------------------------------
@@ -104,12 +103,12 @@ class DashBlueprint(Blueprint):
 
         Return ``False`` (close 4001) or ``(code, reason)`` to reject; may be async.
         """
-        self.host.connect_hooks.append(func)
+        self.live.connect_hooks.append(func)
         return func
 
     def websocket_message(self, func: Callable[..., Any]) -> Callable[..., Any]:
         """Register ``func(ws, message)`` run on every inbound message; same contract."""
-        self.host.own_message_hooks.append(func)
+        self.live.own_message_hooks.append(func)
         return func
 
     # -- registration ---------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """blinker signals, the Quart way: observe sessions and callbacks in production.
 
-Every signal is sent with the :class:`~quartdash.hosting.Host` (one hosted
-Dash app) as sender, so ``signal.connect(receiver, sender=host)`` narrows to
+Every signal is sent with the :class:`~quartdash.hosting.LiveApp` (one hosted
+Dash app) as sender, so ``signal.connect(receiver, sender=app.live)`` narrows to
 one app. Receivers run synchronously on the event loop: keep them quick.
 A receiver that raises is logged and does not disturb the session; an
 ``async def`` receiver is started as a task.
@@ -13,25 +13,25 @@ WebSocket; HTTP callbacks are ordinary Quart requests (use Quart's
 =========================  ===============================================
 signal                     keyword arguments
 =========================  ===============================================
-``session_connected``      ``broker``
-``session_closing``        ``broker`` (the session is shutting down: sent
+``session_connected``      ``session``
+``session_closing``        ``session`` (the session is shutting down: sent
                            before its callbacks are ended)
-``session_disconnected``   ``broker``, ``code`` (None: the client left)
-``renderer_joined``        ``broker``, ``renderer_id``
-``renderer_left``          ``broker``, ``renderer_id`` (also for every tab
+``session_disconnected``   ``session``, ``code`` (None: the client left)
+``renderer_joined``        ``session``, ``renderer_id``
+``renderer_left``          ``session``, ``renderer_id`` (also for every tab
                            still open when the session ends)
-``callback_started``       ``broker``, ``renderer_id``, ``callback_id``
-``callback_finished``      ``broker``, ``renderer_id``, ``callback_id``,
+``callback_started``       ``session``, ``renderer_id``, ``callback_id``
+``callback_finished``      ``session``, ``renderer_id``, ``callback_id``,
                            ``duration`` (s), ``status`` (ok/prevent_update/
                            cancelled)
-``callback_failed``        ``broker``, ``renderer_id``, ``callback_id``,
+``callback_failed``        ``session``, ``renderer_id``, ``callback_id``,
                            ``duration``, ``error`` (the exception),
                            ``persistent`` (bool)
-``persistent_started``     ``broker``, ``renderer_id``, ``callback_id``
-``persistent_stopped``     ``broker``, ``renderer_id``, ``callback_id``,
+``persistent_started``     ``session``, ``renderer_id``, ``callback_id``
+``persistent_stopped``     ``session``, ``renderer_id``, ``callback_id``,
                            ``duration``
 ``connection_rejected``    ``reason`` (host/origin/hook/limit), ``code``,
-                           ``detail``, ``broker`` (None before accept)
+                           ``detail``, ``session`` (None before accept)
 =========================  ===============================================
 
 Pairing: each ``callback_started`` is followed by exactly one

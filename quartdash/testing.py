@@ -785,7 +785,7 @@ class _InProcessSocket:
 
     async def _abandon(self, timeout: float) -> None:
         # websocket.disconnect ends the handler (its callbacks are cancelled);
-        # waiting for the app task bounds the broker's shutdown.
+        # waiting for the app task bounds the session's shutdown.
         try:
             async with asyncio.timeout(timeout):
                 await self.connection.__aexit__(None, None, None)

@@ -150,7 +150,7 @@ async def test_leaving_tabs_and_sessions_leak_nothing(serve_app: Any) -> None:
         # Connection tasks finish a moment after their session: wait for the count.
         after = await wait_stats(
             control, "every session and task gone",
-            lambda s: s["brokers"] == 0 and s["following"] == 0 and s["subscriptions"] == 0
+            lambda s: s["sessions"] == 0 and s["following"] == 0 and s["subscriptions"] == 0
             and s["tasks"] <= baseline["tasks"])
         # Every iteration ended by itself (is_shutdown), none was cancelled.
         assert after["clean_ends"] == 7

@@ -58,7 +58,7 @@ async def baseline(server: Any) -> dict[str, Any]:
 async def back_to(server: Any, before: dict[str, Any], timeout: float = 10.0) -> None:
     """Tasks, sessions and bytes held return to what they were before the attack."""
     def settled(now: dict[str, Any]) -> bool:
-        return (now["brokers"] == before["brokers"] and now["tasks"] <= before["tasks"]
+        return (now["sessions"] == before["sessions"] and now["tasks"] <= before["tasks"]
                 and now["queued_bytes"] <= before["queued_bytes"]
                 and now["retained_bytes"] <= before["retained_bytes"]
                 and now["pending_props"] == before["pending_props"])

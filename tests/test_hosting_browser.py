@@ -75,7 +75,7 @@ async def test_two_tabs_get_their_own_stream_and_closing_one_stops_it(
         return json.loads(http_get(server.http_url("/status")).body)
 
     assert sorted(status()["running"]) == sorted(ids)
-    assert status()["brokers"] == 1  # both tabs share one connection
+    assert status()["sessions"] == 1  # both tabs share one connection
     await save_screenshot(tabs[0], "persistent-tab-1")
 
     await tabs[0].close()

@@ -2,9 +2,9 @@
 
 * ``protocol.parse_frame`` never raises anything but ``ProtocolError``
   (its documented error type), whatever the bytes, and what it returns is
-  well-typed: the broker can trust every field it reads.
+  well-typed: the session can trust every field it reads.
 * Valid messages are accepted unchanged.
-* One level up, a real ``SessionBroker`` (in-process app, test-double
+* One level up, a real ``Session`` (in-process app, test-double
   transport) fed the same garbage never raises either, answers with JSON
   frames only, and leaves no task behind.
 """
@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quartdash import Dash
-from quartdash.broker import SessionBroker
+from quartdash.session import Session
 from quartdash.wire import protocol
 from quartdash.wire.protocol import ErrorCode, Message, ProtocolError
 
@@ -81,7 +81,7 @@ valid_callback_payloads = st.fixed_dictionaries({
 
 
 def check_message(message: Message) -> None:
-    """What the broker relies on for every message parse_frame lets through."""
+    """What the session relies on for every message parse_frame lets through."""
     assert message.type in protocol.INBOUND_TYPES
     assert isinstance(message.renderer_id, str)
     if message.type in (protocol.CALLBACK_REQUEST, protocol.GET_PROPS_RESPONSE):
@@ -144,7 +144,7 @@ def test_deeply_nested_json_is_a_protocol_error() -> None:
     assert caught.value.code is ErrorCode.BAD_JSON
 
 
-# --- one level up: a real broker ---------------------------------------------------
+# --- one level up: a real session ---------------------------------------------------
 
 app = Dash(__name__, websocket_max_batch=MAX_BATCH, websocket_max_messages_per_second=10**6,
            websocket_shutdown_grace=0.5)
@@ -158,7 +158,7 @@ async def echo(n: Any, value: Any) -> str:
 
 
 class RecordingTransport:
-    """The broker's socket, in memory."""
+    """The session's socket, in memory."""
 
     def __init__(self) -> None:
         self.sent: list[str] = []
@@ -175,16 +175,16 @@ class RecordingTransport:
 
 
 async def feed(frames: list[str | bytes]) -> list[bytes]:
-    broker = SessionBroker(app.quartdash_host, RecordingTransport(), {"headers": {}})
+    session = Session(app.quartdash_live, {"headers": {}})
     before = asyncio.all_tasks()
     for frame in frames:
-        await broker.on_frame(frame)
+        await session.on_frame(frame)
     await asyncio.sleep(0)  # let started callbacks run a step
-    pending = broker.outbox.drain()
-    await broker._shutdown()
+    pending = session.outbox.drain()
+    await session._shutdown(RecordingTransport())
     leftover = {t for t in asyncio.all_tasks() - before if not t.done()}
     assert not leftover, leftover
-    assert not broker.runs and not broker.pending_props
+    assert not session.runs and not session.reads
     return pending
 
 

@@ -1,7 +1,7 @@
 """Faults: abrupt disconnects, slow readers, server shutdown, network blips, crashing callbacks.
 
 The served app (tests/apps/rel_app.py) reports its live asyncio tasks,
-session brokers, pending ``get_prop`` futures, running callbacks, RSS, open
+session sessions, pending ``get_prop`` futures, running callbacks, RSS, open
 file descriptors and per-callback start/cleanup counters at ``/_rel/stats``;
 each test compares them before and after the fault.
 """
@@ -36,7 +36,7 @@ def server(serve_app_session: Any) -> Any:
 
 async def quiet(server: Any) -> dict[str, Any]:
     """The server's figures once no session is left (the baseline to return to)."""
-    return await rc.wait_stats(server, lambda s: s["brokers"] == 0 and s["runs"] == 0,
+    return await rc.wait_stats(server, lambda s: s["sessions"] == 0 and s["runs"] == 0,
                                what="no sessions")
 
 
@@ -45,7 +45,7 @@ async def back_to(server: Any, baseline: dict[str, Any], **cleanups: int) -> dic
     def done(s: dict[str, Any]) -> bool:
         grown = all(s["counters"].get(k, 0) - baseline["counters"].get(k, 0) == v
                     for k, v in cleanups.items())
-        return (grown and s["brokers"] == 0 and s["runs"] == 0 and s["pending_props"] == 0
+        return (grown and s["sessions"] == 0 and s["runs"] == 0 and s["pending_props"] == 0
                 and s["tasks"] <= baseline["tasks"] and s["fds"] <= baseline["fds"])
     return await rc.wait_stats(server, done, timeout=10, what=f"cleanup {cleanups}")
 
@@ -63,7 +63,7 @@ async def test_reset_during_get_prop(server: Any) -> None:
     await rc.send(ws, rc.click("gp-btn", "gp-out.children", request_id="g"))
     await rc.recv_until(ws, rc.of_type("get_props_request"))
     during = await rc.astats(server)
-    assert during["pending_props"] == 1 and during["brokers"] == 1
+    assert during["pending_props"] == 1 and during["sessions"] == 1
     assert during["tasks"] > baseline["tasks"]
     rc.reset(ws)
     after = await back_to(server, baseline, getprop_cleanup=1, persistent_cleanup=1)
@@ -147,7 +147,7 @@ async def test_client_that_stops_reading_is_closed_4009(server: Any) -> None:
     while True:  # never reads; the server must give up on its own
         stats = await rc.astats(server)
         peak = max(peak, stats["rss"])
-        if stats["brokers"] == 0 and stats["counters"].get("big_cleanup", 0) > baseline[
+        if stats["sessions"] == 0 and stats["counters"].get("big_cleanup", 0) > baseline[
                 "counters"].get("big_cleanup", 0):
             break
         assert time.monotonic() - started < 8, f"not closed: {stats}"
@@ -356,7 +356,7 @@ async def test_reconnect_after_network_blip(proxied: tuple[Any, BlipProxy], page
     # Each tab's persistent callback runs again, exactly once.
     after = await rc.wait_stats(
         server, lambda s: s["persistent_starts"] == {rid: 2 for rid in tabs}
-        and s["persistent_live"] == {rid: 1 for rid in tabs} and s["brokers"] == 1,
+        and s["persistent_live"] == {rid: 1 for rid in tabs} and s["sessions"] == 1,
         timeout=15, what="persistent callbacks restarted once per tab")
     assert after["counters"]["slow_cleanup"] == 1  # the old run was cancelled, not leaked
     for tab in tabs.values():

@@ -283,7 +283,7 @@ async def test_errors_never_disturb_other_sessions(server: Any, bystander: rc.By
 
     await asyncio.gather(*(attacker(n) for n in range(10)))
     await bystander.check()
-    await rc.wait_stats(server, lambda s: s["brokers"] == 1, what="only the bystander left")
+    await rc.wait_stats(server, lambda s: s["sessions"] == 1, what="only the bystander left")
 
 
 async def test_too_many_tabs_on_one_connection(ws: ClientConnection,

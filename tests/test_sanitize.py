@@ -1,4 +1,4 @@
-"""quartdash.sanitize: which set_props values are refused, and the ways to opt in."""
+"""quartdash.hosting.sanitize: which set_props values are refused, and the ways to opt in."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from dash import Patch, dcc, html
 
 from quartdash import PropPolicy, UnsafePropError, text, trusted
-from quartdash.sanitize import script_url
+from quartdash.hosting.sanitize import script_url
 
 POLICY = PropPolicy(["preview.srcDoc"])
 

@@ -62,7 +62,7 @@ async def test_foreign_origin_is_rejected_by_default(serve_app_session: Any, ori
     code, reason = await refused(server, origin)
     assert code == 4001
     assert "not allowed" in reason
-    after = await rc.wait_stats(server, lambda s: s["brokers"] == 0, what="no session")
+    after = await rc.wait_stats(server, lambda s: s["sessions"] == 0, what="no session")
     # Nothing ran for the intruder: no persistent callback, no echo.
     assert "intruder" not in after["persistent_starts"]
     assert after["counters"].get("echo", 0) == before["counters"].get("echo", 0)

@@ -24,17 +24,17 @@ from tests.helpers import http_get
 
 # The keyword arguments docs/signals.md promises, signal by signal.
 DOCUMENTED = {
-    "session_connected": {"broker"},
-    "session_disconnected": {"broker", "code"},
-    "renderer_joined": {"broker", "renderer_id"},
-    "renderer_left": {"broker", "renderer_id"},
-    "callback_started": {"broker", "renderer_id", "callback_id"},
-    "callback_finished": {"broker", "renderer_id", "callback_id", "duration", "status"},
-    "callback_failed": {"broker", "renderer_id", "callback_id", "duration", "error",
+    "session_connected": {"session"},
+    "session_disconnected": {"session", "code"},
+    "renderer_joined": {"session", "renderer_id"},
+    "renderer_left": {"session", "renderer_id"},
+    "callback_started": {"session", "renderer_id", "callback_id"},
+    "callback_finished": {"session", "renderer_id", "callback_id", "duration", "status"},
+    "callback_failed": {"session", "renderer_id", "callback_id", "duration", "error",
                         "persistent"},
-    "persistent_started": {"broker", "renderer_id", "callback_id"},
-    "persistent_stopped": {"broker", "renderer_id", "callback_id", "duration"},
-    "connection_rejected": {"reason", "code", "detail", "broker"},
+    "persistent_started": {"session", "renderer_id", "callback_id"},
+    "persistent_stopped": {"session", "renderer_id", "callback_id", "duration"},
+    "connection_rejected": {"reason", "code", "detail", "session"},
 }
 
 # --------------------------------------------------------------------------- the app
@@ -186,7 +186,7 @@ def client(**options: Any) -> DashClient:
 
 
 async def test_session_and_renderer_signals(record: Callable[[Any], Recorder]) -> None:
-    rec = record(app.host)
+    rec = record(app.live)
     async with client() as c:
         first = await c.open_renderer("tab-1")
         second = await c.open_renderer("tab-2")
@@ -194,14 +194,14 @@ async def test_session_and_renderer_signals(record: Callable[[Any], Recorder]) -
         await second.leave()
         await rec.wait("renderer_left", renderer_id="tab-2")
         (connected,) = rec.of("session_connected")
-        broker = connected["broker"]
-        assert broker in app.host.brokers
-        assert broker.connection["path"].startswith("/app/_dash-ws-callback")
+        session = connected["session"]
+        assert session in app.live.sessions
+        assert session.connection["path"].startswith("/app/_dash-ws-callback")
         assert [kw["renderer_id"] for kw in rec.of("renderer_joined")] == ["tab-1", "tab-2"]
-        assert all(kw["broker"] is broker for kw in rec.of("renderer_joined"))
+        assert all(kw["session"] is session for kw in rec.of("renderer_joined"))
         assert first.id == "tab-1"
     (disconnected,) = await rec.wait("session_disconnected")
-    assert disconnected["broker"] is broker and disconnected["code"] is None  # the client left
+    assert disconnected["session"] is session and disconnected["code"] is None  # the client left
     # The tab still open when the connection ended gets its renderer_left too.
     assert [kw["renderer_id"] for kw in rec.of("renderer_left")] == ["tab-2", "tab-1"]
     names = [name for name, _ in rec.events]
@@ -211,11 +211,11 @@ async def test_session_and_renderer_signals(record: Callable[[Any], Recorder]) -
 
 
 async def test_server_close_reports_its_code(record: Callable[[Any], Recorder]) -> None:
-    rec = record(app.host)
+    rec = record(app.live)
     async with client() as c:
         await c.open_renderer()
         (connected,) = await rec.wait("session_connected")
-        connected["broker"].request_close(4001, "done here")
+        connected["session"].request_close(4001, "done here")
         assert await c.wait_closed() == (4001, "done here")
     (disconnected,) = await rec.wait("session_disconnected")
     assert disconnected["code"] == 4001
@@ -227,7 +227,7 @@ async def test_server_close_reports_its_code(record: Callable[[Any], Recorder]) 
 
 async def test_callback_started_finished_failed_cancelled(
         record: Callable[[Any], Recorder]) -> None:
-    rec = record(app.host)
+    rec = record(app.live)
     async with client() as c:
         tab = await c.open_renderer("tab-1", join=False)  # no persistent noise yet
         assert (await tab.call("ok-out.children", inputs={"ok.n_clicks": 1})).ok
@@ -257,7 +257,7 @@ async def test_callback_started_finished_failed_cancelled(
 
 
 async def test_persistent_started_stopped_and_failed(record: Callable[[Any], Recorder]) -> None:
-    rec = record(app.host)
+    rec = record(app.live)
     async with client() as c:
         tab = await c.open_renderer("tab-1")
         await tab.wait_for_push("beat", "children")
@@ -282,29 +282,29 @@ async def test_persistent_started_stopped_and_failed(record: Callable[[Any], Rec
 
 
 async def test_connection_rejected_by_origin(record: Callable[[Any], Recorder]) -> None:
-    rec = record(app.host)
+    rec = record(app.live)
     async with client(origin="https://evil.test") as c:
         await c.connect()
         code, reason = await c.wait_closed()
     (rejected,) = rec.of("connection_rejected")
-    assert rejected == {"reason": "origin", "code": 4001, "detail": reason, "broker": None}
+    assert rejected == {"reason": "origin", "code": 4001, "detail": reason, "session": None}
     assert code == 4001 and reason == "Origin not allowed"  # the origin is not echoed
     assert not rec.of("session_connected")  # refused before a session existed
     assert_documented(rec)
 
 
 async def test_connection_rejected_by_connect_hook(record: Callable[[Any], Recorder]) -> None:
-    rec = record(app.host)
+    rec = record(app.live)
     async with client(headers={"Cookie": "banned=1"}) as c:
         await c.connect()
         assert await c.wait_closed() == (4003, "banned user")
     (rejected,) = rec.of("connection_rejected")
-    assert rejected == {"reason": "hook", "code": 4003, "detail": "banned user", "broker": None}
+    assert rejected == {"reason": "hook", "code": 4003, "detail": "banned user", "session": None}
     assert_documented(rec)
 
 
 async def test_connection_rejected_by_message_hook(record: Callable[[Any], Recorder]) -> None:
-    rec = record(app.host)
+    rec = record(app.live)
     async with client() as c:
         tab = await c.open_renderer(join=False)
         await tab.start("secret-out.children", inputs={"secret.n_clicks": 1})
@@ -312,12 +312,12 @@ async def test_connection_rejected_by_message_hook(record: Callable[[Any], Recor
     (rejected,) = await rec.wait("connection_rejected")
     (session,) = rec.of("session_connected")
     assert rejected["reason"] == "hook" and rejected["code"] == 4001
-    assert rejected["detail"] == "no secrets" and rejected["broker"] is session["broker"]
+    assert rejected["detail"] == "no secrets" and rejected["session"] is session["session"]
     assert_documented(rec)
 
 
 async def test_connection_rejected_by_limits(record: Callable[[Any], Recorder]) -> None:
-    rec = record(limited.host)
+    rec = record(limited.live)
     # Flood: a burst of twice max_messages_per_second, then one more (messages
     # that need no answer, so the small max_pending plays no part).
     async with DashClient(limited, server=asgi) as c:
@@ -337,8 +337,8 @@ async def test_connection_rejected_by_limits(record: Callable[[Any], Recorder]) 
     await rec.wait("session_disconnected", 3)
     rejected = rec.of("connection_rejected", reason="limit")
     assert [kw["code"] for kw in rejected] == [4008, 1008, 4009]
-    sessions = [kw["broker"] for kw in rec.of("session_connected")]
-    assert [kw["broker"] for kw in rejected] == sessions
+    sessions = [kw["session"] for kw in rec.of("session_connected")]
+    assert [kw["session"] for kw in rejected] == sessions
     assert "too many messages" in rejected[0]["detail"]
     assert "exceeds" in rejected[1]["detail"]
     assert "slow client" in rejected[2]["detail"]
@@ -350,8 +350,8 @@ async def test_connection_rejected_by_limits(record: Callable[[Any], Recorder]) 
 
 
 async def test_sender_narrows_to_one_app(record: Callable[[Any], Recorder]) -> None:
-    other = record(limited.host)
-    rec = record(app.host)
+    other = record(limited.live)
+    rec = record(app.live)
     async with client() as c:
         await c.open_renderer(join=False)
         await c.heartbeat()
@@ -374,7 +374,7 @@ async def test_a_raising_receiver_is_logged_and_harmless(
         calls.append("async")
 
     for receiver in (broken, healthy, later):
-        signals.session_connected.connect(receiver, sender=app.host, weak=False)
+        signals.session_connected.connect(receiver, sender=app.live, weak=False)
     try:
         with caplog.at_level(logging.ERROR, logger="quartdash.signals"):
             async with client() as c:

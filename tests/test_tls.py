@@ -38,6 +38,6 @@ async def test_live_updates_over_wss(serve_app, new_browser_context, certificate
     await expect(page.locator("#tick")).not_to_have_text(first)  # still streaming
     # An https page may only open wss:// (mixed content): the server saw it.
     status = json.loads(await page.evaluate("fetch('/status').then(r => r.text())"))
-    assert status["brokers"] == 1 and len(status["running"]) == 1
+    assert status["sessions"] == 1 and len(status["running"]) == 1
     await save_screenshot(page, "tls-wss")
     assert_no_console_errors(page)

@@ -1,4 +1,4 @@
-"""The broker's Quart transport: direct ASGI sends, with a fallback."""
+"""The session's Quart transport: direct ASGI sends, with a fallback."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from quart import Quart, websocket
 
-from quartdash.websocket import QuartTransport
+from quartdash.hosting.websocket_route import QuartTransport
 
 
 async def test_quart_websocket_sends_straight_to_asgi() -> None:

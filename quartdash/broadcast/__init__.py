@@ -62,9 +62,9 @@ async def set_props(component_id: str | dict[str, Any], props: Mapping[str, Any]
     Dash app, ``dash.get_app()``). With ``retain=True`` a tab that opens later
     starts from this value too (see :meth:`Topic.set_props`).
     """
-    host = _host_of(app)
+    live = _live_of(app)
     hub = _default
-    await hub.publish_props(hub.app_channel_name(host), component_id, props, retain=retain)
+    await hub.publish_props(hub.app_channel_name(live), component_id, props, retain=retain)
 
 
 def stats() -> dict[str, Any]:
@@ -77,15 +77,15 @@ async def close() -> None:
     await _default.close()
 
 
-def _host_of(app: Any) -> Any:
+def _live_of(app: Any) -> Any:
     if app is None:
         import dash
 
         app = dash.get_app()
-    host = getattr(app, "quartdash_host", None)
-    if host is None:
+    live = getattr(app, "quartdash_live", None)
+    if live is None:
         raise TypeError(f"broadcast.set_props(app=...) needs a quartdash app, not {app!r}")
-    return host
+    return live
 
 
 __all__ = [

@@ -8,7 +8,7 @@ channel this process listens to, the local audience:
 * **members** — tabs (renderers) that receive the topic's ``set_props``
   directly: the tab of every WebSocket callback iterating a subscription,
   and tabs that called ``await topic.join()``;
-* **hosts** — for an app's own channel: every tab of that app.
+* **apps** (``LiveApp``) — for an app's own channel: every tab of that app.
 
 A message arrives once per process (decoded once) and is handed to each
 local subscription; a ``set_props`` arrives once per process, already
@@ -31,18 +31,15 @@ from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dash._callback_context import context_value
-from dash._utils import stringify_id
-
 from .. import signals
-from ..sanitize import PropPolicy
+from ..hosting import dash_internals
+from ..hosting.sanitize import PropPolicy
 from .envelope import Envelope, Message, PropsUpdate
 from .memory import MemoryBackend, Retained, apply_retained
 
 if TYPE_CHECKING:
-    from ..broker import Renderer, SessionBroker
-    from ..handle import WebSocketHandle
-    from ..hosting import Host
+    from ..hosting.live import LiveApp
+    from ..session import Renderer, Session, WebSocketHandle
 
 log = logging.getLogger("quartdash.broadcast")
 
@@ -59,14 +56,14 @@ _hubs: weakref.WeakSet[Broadcast] = weakref.WeakSet()
 
 def current_websocket() -> WebSocketHandle | None:
     """``ctx.websocket`` of the running callback, or None (no error) elsewhere."""
-    return getattr(context_value.get(), "dash_websocket", None)
+    return getattr(dash_internals.current_callback_context(), "dash_websocket", None)
 
 
 @dataclass(eq=False, slots=True)
 class _Member:
     """One tab that receives a channel's ``set_props``."""
 
-    broker: SessionBroker
+    session: Session
     renderer: Renderer
     refs: int = 0  # open subscriptions of callbacks on this tab
     joined: bool = False  # topic.join()
@@ -76,14 +73,14 @@ class _Member:
 class _Channel:
     name: str
     subscriptions: set[Subscription] = field(default_factory=set)
-    members: dict[tuple[SessionBroker, str], _Member] = field(default_factory=dict)
-    hosts: set[Host] = field(default_factory=set)
+    members: dict[tuple[Session, str], _Member] = field(default_factory=dict)
+    lives: set[LiveApp] = field(default_factory=set)
     retained: Retained = field(default_factory=dict)
     touched: set[tuple[str, str]] = field(default_factory=set)  # set since (re)subscribing
     wanted: bool = False
 
     def has_audience(self) -> bool:
-        return bool(self.subscriptions or self.members or self.hosts)
+        return bool(self.subscriptions or self.members or self.lives)
 
 
 class Broadcast:
@@ -102,8 +99,8 @@ class Broadcast:
         self._backend: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._channels: dict[str, _Channel] = {}
-        self._sessions: dict[SessionBroker, set[tuple[_Channel, _Member | Subscription]]] = {}
-        self._app_channels: dict[Host, _Channel] = {}
+        self._sessions: dict[Session, set[tuple[_Channel, _Member | Subscription]]] = {}
+        self._app_channels: dict[LiveApp, _Channel] = {}
         self.counters = {"messages_delivered": 0, "props_delivered": 0, "props_encoded": 0,
                          "subscriber_drops": 0, "fanout_seconds": 0.0}
         _hubs.add(self)
@@ -167,8 +164,8 @@ class Broadcast:
     def channel_name(self, topic: str) -> str:
         return f"{self.prefix}:topic:{topic}"
 
-    def app_channel_name(self, host: Host) -> str:
-        config = host.dash.config
+    def app_channel_name(self, live: LiveApp) -> str:
+        config = live.dash.config
         return f"{self.prefix}:app:{config.name}{config.requests_pathname_prefix}"
 
     def topic(self, name: str) -> Topic:
@@ -182,7 +179,7 @@ class Broadcast:
     async def publish_props(self, channel: str, component_id: str | dict[str, Any],
                             props: Mapping[str, Any], *, retain: bool) -> None:
         if isinstance(component_id, dict):
-            component_id = stringify_id(component_id)
+            component_id = dash_internals.stringify_id(component_id)
         # Checked once, here, before it reaches any page (docs/security.md).
         props = _PROP_POLICY.check_all(component_id, dict(props))
         update = PropsUpdate.of(component_id, props, retain=retain)
@@ -209,37 +206,37 @@ class Broadcast:
             channel.wanted = False
             channel.retained.clear()  # no longer kept current
             backend.unwant(channel.name)
-            if not channel.hosts:
+            if not channel.lives:
                 self._channels.pop(channel.name, None)
 
     async def _ready(self, channel: _Channel) -> None:
         await self.backend().ready(channel.name, READY_TIMEOUT)
 
     def _attach(self, channel: _Channel, item: _Member | Subscription,
-                broker: SessionBroker) -> None:
-        self._sessions.setdefault(broker, set()).add((channel, item))
+                session: Session) -> None:
+        self._sessions.setdefault(session, set()).add((channel, item))
 
     def _detach(self, channel: _Channel, item: _Member | Subscription,
-                broker: SessionBroker) -> None:
-        attached = self._sessions.get(broker)
+                session: Session) -> None:
+        attached = self._sessions.get(session)
         if attached is not None:
             attached.discard((channel, item))
             if not attached:
-                del self._sessions[broker]
+                del self._sessions[session]
 
     def _member(self, channel: _Channel, ws: WebSocketHandle) -> _Member:
-        broker, renderer = ws._broker, ws._renderer
-        key = (broker, renderer.id)
+        session, renderer = ws.session, ws.renderer
+        key = (session, renderer.id)
         member = channel.members.get(key)
         if member is None:
-            member = channel.members[key] = _Member(broker, renderer)
-            self._attach(channel, member, broker)
+            member = channel.members[key] = _Member(session, renderer)
+            self._attach(channel, member, session)
         return member
 
     def _drop_member(self, channel: _Channel, member: _Member) -> None:
-        if channel.members.get((member.broker, member.renderer.id)) is member:
-            del channel.members[(member.broker, member.renderer.id)]
-        self._detach(channel, member, member.broker)
+        if channel.members.get((member.session, member.renderer.id)) is member:
+            del channel.members[(member.session, member.renderer.id)]
+        self._detach(channel, member, member.session)
 
     async def join(self, name: str, ws: WebSocketHandle) -> None:
         channel = self._channel(name)
@@ -256,7 +253,7 @@ class Broadcast:
         channel = self._channels.get(name)
         if channel is None:
             return
-        member = channel.members.get((ws._broker, ws._renderer.id))
+        member = channel.members.get((ws.session, ws.renderer.id))
         if member is None:
             return
         member.joined = False
@@ -273,7 +270,7 @@ class Broadcast:
             member = self._member(channel, ws)
             first = not (member.joined or member.refs)
             member.refs += 1
-            self._attach(channel, sub, ws._broker)
+            self._attach(channel, sub, ws.session)
             if had_it and first:
                 self._replay(channel, member)
         self._update_interest(channel)
@@ -286,8 +283,8 @@ class Broadcast:
         channel.subscriptions.discard(sub)
         ws = sub.websocket
         if ws is not None:
-            self._detach(channel, sub, ws._broker)
-            member = channel.members.get((ws._broker, ws._renderer.id))
+            self._detach(channel, sub, ws.session)
+            member = channel.members.get((ws.session, ws.renderer.id))
             if member is not None:
                 member.refs -= 1
                 if member.refs <= 0 and not member.joined:
@@ -298,7 +295,7 @@ class Broadcast:
     def _replay(self, channel: _Channel, member: _Member) -> None:
         """Send retained state to a tab that just joined."""
         for (component_id, prop), payload in list(channel.retained.items()):
-            member.broker.push_encoded_prop(member.renderer, component_id, prop, payload,
+            member.session.push_encoded_prop(member.renderer, component_id, prop, payload,
                                             is_patch=False)
 
     # -- delivery (called by the backend) ---------------------------------------------------
@@ -327,15 +324,15 @@ class Broadcast:
         delivered = 0
         for member in list(channel.members.values()):
             for component_id, prop, payload, is_patch in items:
-                member.broker.push_encoded_prop(member.renderer, component_id, prop, payload,
+                member.session.push_encoded_prop(member.renderer, component_id, prop, payload,
                                                 is_patch=is_patch)
             delivered += len(items)
-        for host in channel.hosts:
-            for broker in list(host.brokers):
+        for live in channel.lives:
+            for session in list(live.sessions):
                 for component_id, prop, payload, is_patch in items:
-                    broker.push_encoded_prop(None, component_id, prop, payload,
+                    session.push_encoded_prop(None, component_id, prop, payload,
                                              is_patch=is_patch)
-                delivered += len(items) * len(broker.renderers)
+                delivered += len(items) * len(session.renderers)
         self.counters["props_delivered"] += delivered
 
     def _on_subscribed(self, name: str) -> None:
@@ -357,29 +354,29 @@ class Broadcast:
 
     # -- sessions (from quartdash's signals) --------------------------------------------------
 
-    def app_channel(self, host: Host) -> _Channel:
+    def app_channel(self, live: LiveApp) -> _Channel:
         self.backend()
-        channel = self._app_channels.get(host)
+        channel = self._app_channels.get(live)
         if channel is None:
-            channel = self._channel(self.app_channel_name(host))
-            channel.hosts.add(host)
-            self._app_channels[host] = channel
+            channel = self._channel(self.app_channel_name(live))
+            channel.lives.add(live)
+            self._app_channels[live] = channel
         return channel
 
-    def _session_connected(self, host: Host) -> None:
-        self._update_interest(self.app_channel(host))
+    def _session_connected(self, live: LiveApp) -> None:
+        self._update_interest(self.app_channel(live))
 
-    def _renderer_joined(self, host: Host, broker: SessionBroker, renderer_id: str) -> None:
-        channel = self._app_channels.get(host)
-        renderer = broker.renderers.get(renderer_id)
+    def _renderer_joined(self, live: LiveApp, session: Session, renderer_id: str) -> None:
+        channel = self._app_channels.get(live)
+        renderer = session.renderers.get(renderer_id)
         if channel is None or renderer is None or not channel.retained:
             return
         for (component_id, prop), payload in list(channel.retained.items()):
-            broker.push_encoded_prop(renderer, component_id, prop, payload, is_patch=False)
+            session.push_encoded_prop(renderer, component_id, prop, payload, is_patch=False)
 
-    def _session_gone(self, broker: SessionBroker, renderer_id: str | None = None) -> None:
+    def _session_gone(self, session: Session, renderer_id: str | None = None) -> None:
         """The session (or one tab of it) is shutting down: end what it held."""
-        attached = self._sessions.get(broker)
+        attached = self._sessions.get(session)
         if not attached:
             return
         touched: set[_Channel] = set()
@@ -641,24 +638,24 @@ def _require_ws(ws: WebSocketHandle | None, what: str) -> WebSocketHandle:
 # -- quartdash's signals drive the session side ------------------------------------------------
 
 
-def _on_session_connected(host: Host, broker: SessionBroker, **_: Any) -> None:
+def _on_session_connected(live: LiveApp, session: Session, **_: Any) -> None:
     for hub in list(_hubs):
-        hub._session_connected(host)
+        hub._session_connected(live)
 
 
-def _on_session_closing(host: Host, broker: SessionBroker, **_: Any) -> None:
+def _on_session_closing(live: LiveApp, session: Session, **_: Any) -> None:
     for hub in list(_hubs):
-        hub._session_gone(broker)
+        hub._session_gone(session)
 
 
-def _on_renderer_joined(host: Host, broker: SessionBroker, renderer_id: str, **_: Any) -> None:
+def _on_renderer_joined(live: LiveApp, session: Session, renderer_id: str, **_: Any) -> None:
     for hub in list(_hubs):
-        hub._renderer_joined(host, broker, renderer_id)
+        hub._renderer_joined(live, session, renderer_id)
 
 
-def _on_renderer_left(host: Host, broker: SessionBroker, renderer_id: str, **_: Any) -> None:
+def _on_renderer_left(live: LiveApp, session: Session, renderer_id: str, **_: Any) -> None:
     for hub in list(_hubs):
-        hub._session_gone(broker, renderer_id)
+        hub._session_gone(session, renderer_id)
 
 
 _RECEIVERS = (

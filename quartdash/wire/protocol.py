@@ -293,10 +293,10 @@ def dumps(obj: Any) -> bytes:
         return orjson.dumps(obj, default=_default, option=_OPTIONS)
     except TypeError:
         # Rare values (pandas objects, dates inside components...) take the
-        # slow but complete plotly encoder that Dash itself uses.
-        from dash._utils import to_json
+        # slow but complete plotly encoder, the one Dash itself uses.
+        from plotly.io.json import to_json_plotly
 
-        return to_json(obj).encode()
+        return str(to_json_plotly(obj)).encode()
 
 
 def set_props_frame(renderer_id: str, component_id: str, props: dict[str, Any]) -> bytes:
@@ -342,6 +342,20 @@ def callback_response_frame(renderer_id: str, request_id: str, payload: dict[str
             "payload": payload,
         }
     )
+
+
+def prevent_update_frame(renderer_id: str, request_id: str) -> bytes:
+    """The callback ran (or was superseded) and updates nothing."""
+    return callback_response_frame(renderer_id, request_id, {"status": "prevent_update"})
+
+
+def callback_error_frame(renderer_id: str, request_id: str, message: str,
+                         code: ErrorCode | None = None) -> bytes:
+    """The callback failed, or was refused (``code`` says why it never ran)."""
+    payload: dict[str, Any] = {"status": "error", "message": message}
+    if code is not None:
+        payload["code"] = code.value
+    return callback_response_frame(renderer_id, request_id, payload)
 
 
 def callback_ok_frame(renderer_id: str, request_id: str, data_json: str | bytes) -> bytes:

@@ -125,5 +125,5 @@ async def props_burst():
 
 @asgi.get("/stats")
 async def stats():
-    return {**broadcast.stats(), **STATS, "brokers": len(app.host.brokers),
+    return {**broadcast.stats(), **STATS, "sessions": len(app.live.sessions),
             "worker": os.getpid(), "tasks": len(asyncio.all_tasks())}

@@ -37,7 +37,7 @@ async def ticker() -> None:
 @app.server.route("/status")
 async def status():
     return jsonify(running=sorted(running), cleaned=cleaned,
-                   brokers=len(app.host.brokers))
+                   sessions=len(app.live.sessions))
 
 
 asgi = app.asgi

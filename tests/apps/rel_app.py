@@ -2,7 +2,7 @@
 
 Limits come from ``REL_*`` environment variables so one module serves every
 scenario (the ``serve_app`` fixture passes ``env=``). ``GET /_rel/stats``
-reports what must not leak: live asyncio tasks, session brokers, pending
+reports what must not leak: live asyncio tasks, session sessions, pending
 ``get_prop`` futures, running callbacks, RSS and open file descriptors, plus
 counters of callback starts and cleanups and the close code of every ended
 session.
@@ -64,7 +64,7 @@ app = Dash(
     websocket_send_timeout=float(_env("SEND_TIMEOUT", "30")),
     websocket_shutdown_grace=float(_env("SHUTDOWN_GRACE", "2")),
 )
-host = app.quartdash_host
+live = app.quartdash_live
 if _env("DEBUG", "0") == "1":
     # What app.run(debug=True) turns on, without running the dev server.
     app.enable_dev_tools(debug=True, dev_tools_hot_reload=False,
@@ -261,11 +261,11 @@ def crashing_hook(ws: Any) -> None:
         raise RuntimeError(f"hook crashed with {SECRET}")
 
 
-def _on_disconnect(sender: Any, broker: Any = None, code: int | None = None, **_: Any) -> None:
+def _on_disconnect(sender: Any, session: Any = None, code: int | None = None, **_: Any) -> None:
     CLOSE_CODES[str(code)] += 1
 
 
-signals.session_disconnected.connect(_on_disconnect, sender=host, weak=False)
+signals.session_disconnected.connect(_on_disconnect, sender=live, weak=False)
 
 asgi = app.asgi
 
@@ -277,15 +277,15 @@ def _rss() -> int:
 
 @asgi.get("/_rel/stats")
 async def stats() -> dict[str, Any]:
-    brokers = list(host.brokers)
+    sessions = list(live.sessions)
     return {
         "tasks": len(asyncio.all_tasks()),
-        "brokers": len(brokers),
-        "pending_props": sum(len(b.pending_props) for b in brokers),
-        "runs": sum(len(b.runs) for b in brokers),
-        "outbox": sum(len(b.outbox) for b in brokers),
-        "queued_bytes": sum(b.outbox.bytes for b in brokers),
-        "retained_bytes": sum(b.retained.used for b in brokers),
+        "sessions": len(sessions),
+        "pending_props": sum(len(b.reads) for b in sessions),
+        "runs": sum(len(b.runs) for b in sessions),
+        "outbox": sum(len(b.outbox) for b in sessions),
+        "queued_bytes": sum(b.outbox.bytes for b in sessions),
+        "retained_bytes": sum(b.retained.used for b in sessions),
         "counters": dict(COUNTERS),
         "persistent_starts": dict(PERSISTENT_STARTS),
         "persistent_live": {k: v for k, v in PERSISTENT_LIVE.items() if v},

@@ -1,4 +1,4 @@
-"""The WebSocket route: origin check, connect hooks, then one broker per connection.
+"""The WebSocket route: host and origin checks, connect hooks, then one session per connection.
 
 Rejections are sent *after* the handshake is accepted, as a close frame with
 a documented code and reason (docs/protocol.md), so the browser's worker
@@ -12,17 +12,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from dash._get_app import app_context
 from quart import Quart, websocket
 from quart.asgi import ASGIWebsocketConnection
 
-from . import signals
-from .broker import SessionBroker
-from .wire.guards import host_problem, origin_problem
-from .wire.protocol import CloseCode
+from .. import signals
+from ..session import Session
+from ..wire.guards import host_problem, origin_problem
+from ..wire.protocol import CloseCode
+from . import dash_internals
 
 if TYPE_CHECKING:
-    from .hosting import Host
+    from .live import LiveApp
 
 log = logging.getLogger("quartdash")
 
@@ -60,12 +60,12 @@ def bound_receive_queue(app: Quart) -> None:
 
 
 class QuartTransport:
-    """Quart's websocket context as a broker transport.
+    """Quart's websocket context as a session's transport (:class:`~quartdash.types.Transport`).
 
     Sends go straight to the ASGI ``send`` callable when Quart exposes it:
     ``Websocket.send`` first yields to the loop (``sleep(0)``) and fires the
     ``websocket_sent`` signal, a cost paid on every frame of a push-heavy
-    connection. The broker's sender is its own task, so the yield buys
+    connection. The session's sender is its own task, so the yield buys
     nothing here.
     """
 
@@ -104,36 +104,34 @@ def connection_info(ws: Any) -> dict[str, Any]:
     }
 
 
-def make_websocket_view(host: Host | None) -> Callable[[], Awaitable[None]]:
-    assert host is not None
-
+def make_websocket_view(live: LiveApp) -> Callable[[], Awaitable[None]]:
     async def dash_ws_callback() -> None:
-        app_context.set(host.dash)
-        host.dash._setup_server()
+        dash_internals.set_current_app(live.dash)
+        dash_internals.setup_server(live.dash)
         ws = websocket._get_current_object()
-        config = host.config
+        config = live.config
         problem = host_problem(ws.headers.get("host"), config.allowed_hosts)
         if problem is not None:
-            await reject(host, ws, CloseCode.REJECTED, problem, "host")
+            await reject(live, ws, CloseCode.REJECTED, problem, "host")
             return
         problem = origin_problem(ws.headers.get("origin"), ws.headers.get("host"),
                                  config.allowed_origins, config.allow_missing_origin)
         if problem is not None:
-            await reject(host, ws, CloseCode.REJECTED, problem, "origin")
+            await reject(live, ws, CloseCode.REJECTED, problem, "origin")
             return
-        verdict = await host.run_hooks(host.all_connect_hooks(), ws)
+        verdict = await live.run_hooks(live.all_connect_hooks(), ws)
         if verdict is not None:
-            await reject(host, ws, verdict[0], verdict[1], "hook")
+            await reject(live, ws, verdict[0], verdict[1], "hook")
             return
         await ws.accept()
-        broker = SessionBroker(host, QuartTransport(ws), connection_info(ws))
-        await broker.serve()
+        session = Session(live, connection_info(ws))
+        await session.serve(QuartTransport(ws))
 
     return dash_ws_callback
 
 
-async def reject(host: Host, ws: Any, code: int, reason: str, why: str) -> None:
-    signals.emit(signals.connection_rejected, host, reason=why, code=code, detail=reason,
-                 broker=None)
+async def reject(live: LiveApp, ws: Any, code: int, reason: str, why: str) -> None:
+    signals.emit(signals.connection_rejected, live, reason=why, code=code, detail=reason,
+                 session=None)
     await ws.accept()
     await ws.close(code, reason)

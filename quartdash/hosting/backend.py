@@ -25,29 +25,31 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dash import _validate
-from dash._get_app import app_context
 from dash.backends.base_server import BaseDashServer, RequestAdapter, ResponseAdapter
-from dash.exceptions import DependencyException, InvalidResourceError, PreventUpdate
+from dash.exceptions import InvalidResourceError, PreventUpdate
 from dash.fingerprint import check_fingerprint
 from quart import Blueprint, Quart, Response, g, has_request_context, jsonify, request
 from quart import redirect as quart_redirect
 from quart.helpers import send_from_directory
 from werkzeug.exceptions import HTTPException
 
-from . import http
-from .wire.guards import host_problem
+from ..wire.guards import host_problem
+from . import callback_route, dash_internals, websocket_route
+from .serving import run as serve
 
 if TYPE_CHECKING:
     import dash
 
-    from .hosting import Host
+    from .live import LiveApp
+
+__all__ = ["QuartdashRequestAdapter", "QuartdashResponseAdapter", "QuartdashServer",
+           "debug_error_page", "plain_error"]
 
 log = logging.getLogger("quartdash")
 
 Scaffold = Quart | Blueprint
 
-STATIC = Path(__file__).parent / "static"
+STATIC = Path(__file__).parents[1] / "static"
 
 
 @functools.cache
@@ -183,14 +185,14 @@ def _inline(view: Callable[..., Any], backend: QuartdashServer) -> Callable[...,
 
         @functools.wraps(view)
         async def async_view(*args: Any, **kwargs: Any) -> Any:
-            app_context.set(backend.dash_app)
+            dash_internals.set_current_app(backend.dash_app)
             return await view(*args, **kwargs)
 
         return async_view
 
     @functools.wraps(view)
     async def sync_view(*args: Any, **kwargs: Any) -> Any:
-        app_context.set(backend.dash_app)
+        dash_internals.set_current_app(backend.dash_app)
         result = view(*args, **kwargs)
         if inspect.isawaitable(result):
             result = await result
@@ -200,7 +202,8 @@ def _inline(view: Callable[..., Any], backend: QuartdashServer) -> Callable[...,
 
 
 class QuartdashServer(BaseDashServer[Any]):
-    """The backend a :class:`~quartdash.hosting.Host` hands to ``dash.Dash``."""
+    """The backend quartdash hands to ``dash.Dash``; ``live`` is the app's
+    :class:`~quartdash.hosting.live.LiveApp`."""
 
     server_type = "quart"  # Dash checks this name for its quart code paths
     websocket_capability = True
@@ -210,7 +213,7 @@ class QuartdashServer(BaseDashServer[Any]):
     def __init__(self, server: Any) -> None:
         super().__init__(server)
         self.config: dict[str, Any] = {}
-        self.host: Host | None = None  # set by the Host before init_app
+        self.live: LiveApp | None = None  # set by the front door before init_app
         self.error_mode = "hide"  # "hide" | "prune" | "raise" (debug tracebacks)
         self.timing = False
         self._suite_cache: dict[tuple[str, str], tuple[bytes, str]] = {}
@@ -229,8 +232,8 @@ class QuartdashServer(BaseDashServer[Any]):
 
     @property
     def dash_app(self) -> dash.Dash:
-        assert self.host is not None, "QuartdashServer used without a quartdash Host"
-        return self.host.dash
+        assert self.live is not None, "QuartdashServer used without a quartdash LiveApp"
+        return self.live.dash
 
     # -- routes ---------------------------------------------------------------
 
@@ -267,30 +270,28 @@ class QuartdashServer(BaseDashServer[Any]):
         async def index(*args: Any, **kwargs: Any) -> Response:
             return Response(dash_app.index(*args, **kwargs), content_type="text/html")
 
-        dash_app._add_url("", index, methods=["GET"])
+        dash_internals.add_url(dash_app, "", index)
 
     def setup_catchall(self, dash_app: dash.Dash) -> None:
         async def catchall(path: str, *args: Any, **kwargs: Any) -> Response:
             return Response(dash_app.index(*args, **kwargs), content_type="text/html")
 
-        dash_app._add_url("<path:path>", catchall, methods=["GET"])
+        dash_internals.add_url(dash_app, "<path:path>", catchall)
 
     def setup_component_suites(self, dash_app: dash.Dash) -> None:
         async def serve(package_name: str, fingerprinted_path: str) -> Response:
             return self.serve_component_suite(dash_app, package_name, fingerprinted_path)
 
-        dash_app._add_url(
-            "_dash-component-suites/<string:package_name>/<path:fingerprinted_path>", serve
-        )
+        dash_internals.add_url(
+            dash_app, "_dash-component-suites/<string:package_name>/<path:fingerprinted_path>",
+            serve)
 
     def serve_component_suite(
         self, dash_app: dash.Dash, package_name: str, fingerprinted_path: str
     ) -> Response:
         path_in_pkg, has_fingerprint = check_fingerprint(fingerprinted_path)
-        try:
-            _validate.validate_js_path(dash_app.registered_paths, package_name, path_in_pkg)
-        except DependencyException as error:
-            raise InvalidResourceError(f"{package_name}/{path_in_pkg} is not served") from error
+        if not dash_internals.js_path_served(dash_app, package_name, path_in_pkg):
+            raise InvalidResourceError(f"{package_name}/{path_in_pkg} is not served")
         key = (package_name, path_in_pkg)
         cached = self._suite_cache.get(key)
         if cached is None:
@@ -326,16 +327,16 @@ class QuartdashServer(BaseDashServer[Any]):
                 view_func=functools.partial(browser_file, name), methods=["GET"])
 
     def serve_callback(self, dash_app: dash.Dash) -> Callable[..., Any]:
-        return http.make_dispatch_view(dash_app, self)
+        assert self.live is not None
+        return callback_route.make_dispatch_view(dash_app, self.live)
 
     def serve_websocket_callback(self, dash_app: dash.Dash) -> None:
-        from . import websocket
-
+        assert self.live is not None
         rule = dash_app.config.routes_pathname_prefix + "_dash-ws-callback"
         self.scaffold.add_websocket(
             rule,
             endpoint=rule.replace(".", "_"),
-            view_func=websocket.make_websocket_view(self.host),
+            view_func=websocket_route.make_websocket_view(self.live),
         )
 
     def register_callback_api_routes(
@@ -407,8 +408,8 @@ class QuartdashServer(BaseDashServer[Any]):
 
         @scaffold.before_request
         async def check_host() -> Response | None:
-            assert self.host is not None
-            if host_problem(request.headers.get("host"), self.host.config.allowed_hosts):
+            assert self.live is not None
+            if host_problem(request.headers.get("host"), self.live.config.allowed_hosts):
                 return plain_error(400, "Bad Request: host not allowed")
             return None
 
@@ -498,11 +499,9 @@ class QuartdashServer(BaseDashServer[Any]):
     # -- serving --------------------------------------------------------------
 
     def run(self, dash_app: dash.Dash, host: str, port: int, debug: bool, **kwargs: Any) -> None:
-        from .serve import run
-
         if not isinstance(self.scaffold, Quart):
             raise RuntimeError(
                 "a DashBlueprint is served by the Quart app it is registered on: "
                 "run that app (e.g. `hypercorn module:asgi`)"
             )
-        run(self.scaffold, host=host, port=int(port), debug=bool(debug))
+        serve(self.scaffold, host=host, port=int(port), debug=bool(debug))

@@ -1,15 +1,18 @@
 """The Dash versions quartdash is tested with: a newer Dash fails loudly.
 
-quartdash drives Dash's callback internals (``_prepare_callback``,
-``_execute_callback``, the backend interface), which change between minor
-releases without notice. Rather than misbehave subtly, refuse to import
-with a Dash outside the tested range; QUARTDASH_ALLOW_UNTESTED_DASH=1
-overrides (at your own risk).
+quartdash drives Dash's callback internals (reached through
+:mod:`quartdash.hosting.dash_internals`), which change between minor
+releases without notice. Rather than misbehave subtly, quartdash refuses to
+import with a Dash outside the tested range; QUARTDASH_ALLOW_UNTESTED_DASH=1
+overrides (at your own risk). Checked before any of Dash's private modules
+is imported.
 """
 
 from __future__ import annotations
 
 import os
+
+__all__ = ["TESTED_DASH", "check_dash_version"]
 
 TESTED_DASH = ((4, 4),)  # (major, minor) pairs
 

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
-from dash._utils import stringify_id
-from dash.exceptions import WebsocketDisconnected
+from ..types import SessionPort, Tab
 
-if TYPE_CHECKING:
-    from .broker import Renderer, SessionBroker
+__all__ = ["WebSocketHandle"]
+
+
+def stringify_id(component_id: str | dict[str, Any]) -> str:
+    """A component id as the renderer writes it (Dash's ``stringify_id``): a
+    pattern-matching id is its keys in order, each with its JSON value."""
+    if not isinstance(component_id, dict):
+        return component_id
+
+    def item(key: str, value: Any) -> str:
+        text = value.to_json() if hasattr(value, "to_json") else json.dumps(value)
+        return f"{json.dumps(key)}:{text}"
+
+    return "{" + ",".join(item(k, component_id[k]) for k in sorted(component_id)) + "}"
 
 
 class WebSocketHandle:
@@ -21,11 +34,21 @@ class WebSocketHandle:
     ``def`` callbacks, from their worker thread.
     """
 
-    __slots__ = ("_broker", "_renderer")
+    __slots__ = ("_renderer", "_session")
 
-    def __init__(self, broker: SessionBroker, renderer: Renderer) -> None:
-        self._broker = broker
+    def __init__(self, session: SessionPort, renderer: Tab) -> None:
+        self._session = session
         self._renderer = renderer
+
+    @property
+    def session(self) -> SessionPort:
+        """The session (one browser connection) this callback runs in."""
+        return self._session
+
+    @property
+    def renderer(self) -> Tab:
+        """The tab's record in its session."""
+        return self._renderer
 
     @property
     def renderer_id(self) -> str:
@@ -34,13 +57,13 @@ class WebSocketHandle:
 
     @property
     def is_shutdown(self) -> bool:
-        """True once the connection closed or this tab went away."""
-        return self._broker.closed or self._renderer.left
+        """True once the connection is closing or this tab went away."""
+        return self._session.closed or self._renderer.left
 
     @property
-    def connection(self) -> dict[str, Any]:
+    def connection(self) -> Mapping[str, Any]:
         """The handshake's ``headers``, ``cookies``, ``path``, ``remote`` and ``origin``."""
-        return self._broker.connection
+        return self._session.connection
 
     def set_prop_sync(self, component_id: str | dict[str, Any], prop_name: str, value: Any) -> None:
         """Push one property value to this tab now (what ``set_props`` calls).
@@ -48,16 +71,15 @@ class WebSocketHandle:
         Raises :class:`quartdash.UnsafePropError` for a value that would run
         code in the page (docs/security.md).
         """
-        broker = self._broker
-        if isinstance(component_id, dict):
-            component_id = stringify_id(component_id)
+        session = self._session
+        component_id = stringify_id(component_id)
         # Checked here, in the caller: a refused value raises in the callback.
-        value = broker.prop_policy.check(component_id, prop_name, value)
-        if threading.get_ident() == broker.thread_id:
-            broker.push_prop(self._renderer, component_id, prop_name, value)
+        value, is_patch = session.prepare_prop(component_id, prop_name, value)
+        if threading.get_ident() == session.thread_id:
+            session.push_prop(self._renderer, component_id, prop_name, value, is_patch)
         else:  # a sync callback's worker thread
-            broker.loop.call_soon_threadsafe(
-                broker.push_prop, self._renderer, component_id, prop_name, value
+            session.loop.call_soon_threadsafe(
+                session.push_prop, self._renderer, component_id, prop_name, value, is_patch
             )
 
     async def set_prop(
@@ -75,14 +97,12 @@ class WebSocketHandle:
         and :class:`dash.exceptions.WebsocketDisconnected` once the connection
         or the tab is gone.
         """
-        if isinstance(component_id, dict):
-            component_id = stringify_id(component_id)
-        broker = self._broker
-        coro = broker.get_prop(self._renderer, component_id, prop_name, timeout)
-        if _running_loop() is broker.loop:
+        session = self._session
+        coro = session.get_prop(self._renderer, stringify_id(component_id), prop_name, timeout)
+        if _running_loop() is session.loop:
             return await coro
         # Called from another loop (e.g. asyncio.run inside a sync callback).
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, broker.loop))
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, session.loop))
 
     async def close(self, code: int = 1000, reason: str = "Connection closed") -> None:
         """Close the connection from the server side.
@@ -91,11 +111,12 @@ class WebSocketHandle:
         sends reaches the client; other callbacks on the connection are
         cancelled.
         """
-        broker = self._broker
-        if _running_loop() is broker.loop:
-            await broker.close(code, reason)
+        session = self._session
+        if _running_loop() is session.loop:
+            await session.close_from_callback(code, reason)
         else:
-            future = asyncio.run_coroutine_threadsafe(broker.close(code, reason), broker.loop)
+            future = asyncio.run_coroutine_threadsafe(
+                session.close_from_callback(code, reason), session.loop)
             await asyncio.wrap_future(future)
 
     def __repr__(self) -> str:
@@ -108,6 +129,3 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-__all__ = ["WebSocketHandle", "WebsocketDisconnected"]

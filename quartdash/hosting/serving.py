@@ -15,7 +15,11 @@ from typing import Any
 
 from quart import Quart
 
-from .hosting import close_all_sessions, live_hosts
+from ..config import WebSocketConfig
+from .live import close_all_sessions, live_apps
+from .websocket_route import bound_receive_queue
+
+__all__ = ["install_shutdown_hooks", "run", "websocket_message_limit"]
 
 log = logging.getLogger("quartdash")
 
@@ -32,8 +36,6 @@ def install_shutdown_hooks(app: Quart) -> None:
     if app.config.get("_QUARTDASH_SHUTDOWN_HOOKS"):
         return
     app.config["_QUARTDASH_SHUTDOWN_HOOKS"] = True
-    from .websocket import bound_receive_queue
-
     bound_receive_queue(app)
 
     watchers: list[asyncio.Task[None]] = []  # the worker shutdown-event pollers
@@ -95,9 +97,7 @@ _chained: set[tuple[int, int]] = set()
 def websocket_message_limit() -> int:
     """The largest ``websocket_max_message_size`` of the apps in this process:
     the limit to give the server (hypercorn's default is 16 MiB)."""
-    from .config import WebSocketConfig
-
-    sizes = [host.config.max_message_size for host in live_hosts]
+    sizes = [live.config.max_message_size for live in live_apps]
     return max(sizes, default=WebSocketConfig().max_message_size)
 
 

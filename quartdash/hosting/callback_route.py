@@ -13,19 +13,22 @@ import orjson
 from quart import Response, request
 from werkzeug.exceptions import BadRequest
 
+from ..wire import protocol
+from . import dash_internals
 from .execute import invoke, prepare_callback
 from .sanitize import PropPolicy
-from .wire import protocol
 
 if TYPE_CHECKING:
     import dash
 
-    from .backend import QuartdashServer
+    from .live import LiveApp
+
+__all__ = ["CheckedProps", "make_dispatch_view", "parse_body"]
 
 
 class CheckedProps(dict[str, Any]):
     """``ctx.updated_props`` for an HTTP callback: each ``set_props`` is checked
-    by the app's :class:`~quartdash.sanitize.PropPolicy` as it is made."""
+    by the app's :class:`~quartdash.hosting.sanitize.PropPolicy` as it is made."""
 
     __slots__ = ("_policy",)
 
@@ -58,29 +61,24 @@ def parse_body(data: bytes) -> dict[str, Any]:
     return body
 
 
-def make_dispatch_view(
-    dash_app: dash.Dash, backend: QuartdashServer
-) -> Callable[[], Awaitable[Response]]:
+def make_dispatch_view(dash_app: dash.Dash, live: LiveApp) -> Callable[[], Awaitable[Response]]:
     async def dispatch() -> Response:
         body = parse_body(await request.get_data())
-        spec = dash_app.callback_map.get(body["output"])
+        # Global dash.callback ones join the app on their first request.
+        spec = dash_internals.callback_entry(dash_app, body["output"])
         if spec is None:
-            dash_app._setup_server()  # global dash.callback ones join on first request
-            spec = dash_app.callback_map.get(body["output"])
-            if spec is None:
-                raise BadRequest("unknown callback")
+            raise BadRequest("unknown callback")
         for key in ("inputs", "state"):
             if len(body.get(key, [])) != len(spec.get(key, [])):
                 raise BadRequest(f"the request's {key} do not match the callback")
-        assert backend.host is not None
-        ctx = dash_app._initialize_context(body)
-        ctx.updated_props = CheckedProps(backend.host.prop_policy)
+        ctx = dash_internals.http_callback_context(dash_app, body)
+        ctx.updated_props = CheckedProps(live.prop_policy)
         try:
             call, is_async = prepare_callback(dash_app, body, ctx)
         except (KeyError, IndexError, TypeError, ValueError, AttributeError, RecursionError):
             # Dash's own binding of ids to the callback: the request does not fit.
             raise BadRequest("the request does not match the callback") from None
-        data = await invoke(call, is_async, backend.host.executor)
+        data = await invoke(call, is_async, live.executor)
         return ctx.dash_response.set_response(data=data)
 
     # Keep the view's identity as Dash's, so integrations keyed on it (e.g.

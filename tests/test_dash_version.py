@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from quartdash._compat import check_dash_version
+from quartdash._dash_version import check_dash_version
 
 
 def test_tested_dash_is_accepted() -> None:

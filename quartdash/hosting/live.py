@@ -1,0 +1,235 @@
+"""LiveApp: one Dash app's live side, as quartdash serves it.
+
+What both front doors (:class:`quartdash.Dash` and
+:class:`quartdash.DashBlueprint`) share: the ``dash.Dash`` object, its
+WebSocket settings, the thread pool for ``def`` callbacks, the connection
+and message hooks, and the set of live sessions. It is what a
+:class:`~quartdash.session.Session` knows as its app
+(:class:`~quartdash.types.SessionApp`), and the sender of every signal
+about the app (``app.live`` / ``bp.live``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import traceback
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import dash
+from dash import Patch
+from dash.exceptions import PreventUpdate, WebsocketDisconnected
+
+from ..config import WebSocketConfig
+from ..session import Session
+from ..types import CallbackSpec, Verdict
+from ..wire.protocol import CloseCode
+from . import dash_internals
+from .execute import run_callback
+from .sanitize import PropPolicy
+
+__all__ = ["LiveApp", "SessionCounts", "close_all_sessions", "live_apps", "session_counts"]
+
+log = logging.getLogger("quartdash")
+
+Hook = Callable[..., Any]
+
+# Every LiveApp in the process, so a server shutdown can close all sessions.
+live_apps: weakref.WeakSet[LiveApp] = weakref.WeakSet()
+
+
+class LiveApp:
+    """One Dash app's live side (``app.live`` / ``bp.live``).
+
+    ``sessions`` holds its open sessions (one per browser connection); every
+    signal about the app is sent with this object as sender.
+    """
+
+    def __init__(self, dash_app: dash.Dash, config: WebSocketConfig) -> None:
+        self.dash = dash_app
+        self._config = config
+        self.executor = ThreadPoolExecutor(
+            max_workers=config.max_workers, thread_name_prefix="quartdash-callback"
+        )
+        self.sessions: set[Session] = set()
+        # What the sessions that already ended pushed and sent (session_counts).
+        self.closed_props_pushed = 0
+        self.closed_frames_sent = 0
+        self.connect_hooks: list[Hook] = []
+        self.own_message_hooks: list[Hook] = []
+        self.shutdown_grace = config.shutdown_grace
+        self.prop_policy = PropPolicy(config.trusted_props)
+        live_apps.add(self)
+
+    @property
+    def config(self) -> WebSocketConfig:
+        return self._config
+
+    @property
+    def debug(self) -> bool:
+        """True when dev tools are on: tracebacks may reach the browser."""
+        error_mode = getattr(self.dash.backend, "error_mode", "hide")
+        return dash_internals.dev_tools_ui(self.dash) or error_mode != "hide"
+
+    # -- what a session asks (types.SessionApp) ---------------------------------------------
+
+    def callback_spec(self, callback_id: str) -> CallbackSpec | None:
+        entry = dash_internals.callback_entry(self.dash, callback_id)
+        if entry is None:
+            return None
+        return CallbackSpec(callback_id, len(entry.get("inputs", [])),
+                            len(entry.get("state", [])), bool(entry.get("websocket")))
+
+    def persistent_callback_ids(self) -> Sequence[str]:
+        return [spec["output"] for spec in dash_internals.callback_list(self.dash)
+                if spec.get("persistent")]
+
+    async def run_callback(self, payload: dict[str, Any], handle: Any,
+                           connection: Mapping[str, Any]) -> bytes | None:
+        ctx = dash_internals.websocket_callback_context(
+            payload, handle=handle, response=self.dash.backend.response_adapter(),
+            connection=connection)
+        try:
+            data = await run_callback(self.dash, payload, ctx, self.executor)
+        except (PreventUpdate, WebsocketDisconnected):
+            return None
+        return data.encode() if isinstance(data, str) else data
+
+    def failure_message(self, error: Exception) -> str:
+        if self.debug:
+            detail = "".join(traceback.format_exception(error))
+            return f"{type(error).__name__}: {error}\n\n{detail}"
+        # Outside debug mode the client learns that it failed, never how.
+        return "Callback error (see the server log)"
+
+    def prepare_prop(self, component_id: str, prop: str, value: Any) -> tuple[Any, bool]:
+        value = self.prop_policy.check(component_id, prop, value)
+        return value, isinstance(value, Patch)
+
+    def disconnected(self, reason: str) -> Exception:
+        return WebsocketDisconnected(reason)
+
+    @property
+    def has_message_hooks(self) -> bool:
+        return bool(self.own_message_hooks) or bool(
+            dash_internals.hook_functions(self.dash, "websocket_message"))
+
+    async def check_message(self, connection: Mapping[str, Any],
+                            raw: dict[str, Any]) -> Verdict | None:
+        return await self.run_hooks(self.message_hooks(), connection.get("websocket"), raw)
+
+    def session_opened(self, session: Any) -> None:
+        self.sessions.add(session)
+
+    def session_closed(self, session: Any) -> None:
+        self.sessions.discard(session)
+        self.closed_props_pushed += session.props_pushed
+        self.closed_frames_sent += session.frames_sent
+
+    # -- hooks -----------------------------------------------------------------------------
+
+    def message_hooks(self) -> list[Hook]:
+        return [*dash_internals.hook_functions(self.dash, "websocket_message"),
+                *self.own_message_hooks]
+
+    def all_connect_hooks(self) -> list[Hook]:
+        return [*dash_internals.hook_functions(self.dash, "websocket_connect"),
+                *self.connect_hooks]
+
+    async def run_hooks(self, hooks: list[Hook], ws: Any, *args: Any) -> Verdict | None:
+        """Dash's hook contract: ``False`` rejects with 4001, ``(code, reason)``
+        rejects with that code, anything else accepts; a hook that raises rejects
+        (the error is logged, not sent)."""
+        for hook in hooks:
+            try:
+                result = hook(ws, *args)
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception:
+                log.exception("WebSocket hook %r raised; rejecting", hook)
+                return (CloseCode.REJECTED, "Rejected")
+            if result is False:
+                return (CloseCode.REJECTED, "Rejected by hook")
+            if isinstance(result, tuple) and len(result) == 2:
+                return (int(result[0]), str(result[1]))
+        return None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def close_all(self, code: int = CloseCode.GOING_AWAY, reason: str = "Server shutdown",
+                        grace: float | None = None) -> None:
+        """Close every session of this app and wait for their callbacks to end."""
+        if grace is not None:
+            self.shutdown_grace = grace
+        sessions = list(self.sessions)
+        for session in sessions:
+            session.request_close(code, reason)
+        if sessions:
+            waits = [asyncio.ensure_future(session.wait_closed()) for session in sessions]
+            await asyncio.wait(waits, timeout=(grace or self.config.shutdown_grace) * 2 + 1)
+            for wait in waits:
+                wait.cancel()
+
+    def __repr__(self) -> str:
+        return f"<LiveApp {self.dash.config.name!r} sessions={len(self.sessions)}>"
+
+
+@dataclass(frozen=True)
+class SessionCounts:
+    """What :func:`session_counts` returns: a snapshot, not a live view."""
+
+    sessions: int
+    """Open WebSocket connections (a browser shares one per app among its tabs)."""
+    tabs: int
+    """Tabs (dash-renderers) joined on those connections."""
+    props_pushed: int
+    """``set_props`` values pushed since the apps started, ended sessions included:
+    a counter that only grows; its change over time is the push rate."""
+    frames_sent: int
+    """WebSocket frames sent since the apps started, ended sessions included."""
+
+
+def session_counts(*apps: Any) -> SessionCounts:
+    """Count the live sessions and tabs of ``apps``, and what they pushed.
+
+    ``apps``: ``quartdash.Dash`` or ``DashBlueprint`` objects (or their
+    ``.live``); none means every quartdash app in this process. Costs one
+    pass over the open sessions: call it on the event loop, e.g. once a
+    second from a persistent callback, rather than per push.
+    """
+    lives = [_live_of(app) for app in apps] if apps else list(live_apps)
+    sessions = tabs = pushed = frames = 0
+    for live in lives:
+        pushed += live.closed_props_pushed
+        frames += live.closed_frames_sent
+        for session in list(live.sessions):
+            sessions += 1
+            tabs += len(session.renderers)
+            pushed += session.props_pushed
+            frames += session.frames_sent
+    return SessionCounts(sessions, tabs, pushed, frames)
+
+
+def _live_of(app: Any) -> LiveApp:
+    live = app if isinstance(app, LiveApp) else getattr(app, "live", None)
+    if not isinstance(live, LiveApp):
+        raise TypeError(f"session_counts() takes quartdash apps or their .live, not {app!r}")
+    return live
+
+
+async def close_all_sessions(code: int = CloseCode.GOING_AWAY, reason: str = "Server shutdown",
+                             grace: float | None = None) -> None:
+    """Close every quartdash session in this process (server shutdown).
+
+    ``grace`` defaults to each app's ``websocket_shutdown_grace``; keep that
+    below hypercorn's ``--graceful-timeout`` (3 s by default), which cancels
+    whatever is still running when it expires.
+    """
+    lives = list(live_apps)
+    if lives:
+        await asyncio.gather(*(live.close_all(code, reason, grace) for live in lives))

@@ -1,0 +1,272 @@
+"""The callbacks a session runs: one asyncio task each, grouped by tab.
+
+* an event-triggered callback runs once per ``callback_request``;
+* a persistent callback runs once per tab, started on the tab's first
+  contact; a request for one that is already running starts no second one;
+* on the way out, event-triggered runs get ``CancelledError`` while
+  persistent ones (and one that called ``ws.close()``) see ``is_shutdown``
+  and get a grace period to clean up (docs/persistent-callbacks.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+from .. import signals
+from ..config import WebSocketConfig
+from ..types import SessionApp
+from ..wire import protocol
+from ..wire.protocol import ErrorCode, Message, ProtocolError, clip
+from .records import RECORD_BYTES, Renderer, Run
+
+__all__ = ["RunContext", "Runs"]
+
+log = logging.getLogger("quartdash.session")
+
+_EMPTY_REQUEST = {"outputs": [], "inputs": [], "state": [], "changedPropIds": []}
+
+
+class RunContext(Protocol):
+    """What :class:`Runs` needs from its session."""
+
+    @property
+    def app(self) -> SessionApp: ...
+
+    @property
+    def config(self) -> WebSocketConfig: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def connection(self) -> Mapping[str, Any]: ...
+
+    def push(self, frame: bytes, *, activity: bool = True) -> None: ...
+
+    def send_error(self, error: ProtocolError) -> None: ...
+
+    def retain(self, size: int) -> bool: ...
+
+    def release(self, size: int) -> None: ...
+
+    def handle_for(self, renderer: Renderer) -> Any: ...
+
+
+class Runs:
+    """Every callback task of one session, keyed by request id (or a made-up one)."""
+
+    __slots__ = ("_ids", "_persistent_ids", "_session", "by_key")
+
+    def __init__(self, session: RunContext) -> None:
+        self._session = session
+        self._persistent_ids = list(session.app.persistent_callback_ids())
+        self._ids = itertools.count(1)
+        self.by_key: dict[str, Run] = {}
+
+    def __len__(self) -> int:
+        return len(self.by_key)
+
+    def __iter__(self) -> Iterator[Run]:
+        return iter(list(self.by_key.values()))
+
+    def running(self, request_id: str) -> bool:
+        return request_id in self.by_key
+
+    # -- starting ---------------------------------------------------------------------
+
+    def tab_joined(self, renderer: Renderer) -> None:
+        """A tab's first contact: its persistent callbacks start, once."""
+        for callback_id in self._persistent_ids:
+            self._start_persistent(renderer, callback_id, [])
+
+    def start_request(self, renderer: Renderer, message: Message) -> None:
+        """A ``callback_request``: checked against the app, then run (or refused)."""
+        session = self._session
+        request_id = message.request_id
+        assert request_id is not None
+        payload = message.payload
+        callback_id = payload["output"]
+
+        def refuse(code: ErrorCode, why: str) -> None:
+            session.push(protocol.callback_error_frame(renderer.id, request_id, why, code))
+
+        if request_id in self.by_key:
+            session.send_error(ProtocolError(ErrorCode.DUPLICATE_REQUEST,
+                                             "this request is already running",
+                                             renderer_id=renderer.id, request_id=request_id))
+            return
+        spec = session.app.callback_spec(callback_id)
+        if spec is None:
+            refuse(ErrorCode.UNKNOWN_CALLBACK, f"no callback {clip(callback_id)} in this app")
+            return
+        if not (session.config.enabled or spec.websocket):
+            refuse(ErrorCode.NOT_WEBSOCKET,
+                   f"callback {clip(callback_id)} is not WebSocket-enabled: pass "
+                   "websocket=True to the callback or websocket_callbacks=True to the app")
+            return
+        for key, want in (("inputs", spec.inputs), ("state", spec.state)):
+            got = len(payload.get(key, []))
+            if got != want:
+                refuse(ErrorCode.BAD_MESSAGE,
+                       f"callback {clip(callback_id)} takes {want} {key}, the request has {got}")
+                return
+        if callback_id in self._persistent_ids:
+            running = renderer.persistent.get(callback_id)
+            if running is not None:
+                self._rerequest(running, request_id)  # no second instance
+            else:
+                self._start_persistent(renderer, callback_id, [request_id], payload,
+                                       message.size)
+            return
+        limit = session.config.max_concurrent_callbacks
+        if len(self.by_key) >= limit:
+            refuse(ErrorCode.TOO_MANY_CALLBACKS,
+                   f"more than {limit} callbacks running on this connection")
+            return
+        run = Run(renderer, callback_id, False, [request_id])
+        if self._charge(run, message.size):
+            self._launch(run, request_id, payload)
+
+    def _charge(self, run: Run, payload_size: int) -> bool:
+        size = RECORD_BYTES + payload_size + sum(len(r) for r in run.request_ids)
+        if not self._session.retain(size):
+            return False
+        run.retained = size
+        return True
+
+    def _rerequest(self, run: Run, request_id: str) -> None:
+        """A request for a persistent callback that is already running (a renderer
+        re-triggers them after every reconnect). Only the newest request waits for
+        the run's end; the one it supersedes is answered now, so a client cannot
+        pile up request ids."""
+        session = self._session
+        if not session.retain(len(request_id)):
+            return
+        run.retained += len(request_id)
+        if run.request_ids and run.request_ids[-1] in self.by_key:
+            older = run.request_ids.pop()
+            del self.by_key[older]
+            run.retained -= len(older)
+            session.release(len(older))
+            session.push(protocol.prevent_update_frame(run.renderer.id, older))
+        run.request_ids.append(request_id)
+        self.by_key[request_id] = run
+
+    def _start_persistent(self, renderer: Renderer, callback_id: str, request_ids: list[str],
+                          payload: dict[str, Any] | None = None, payload_size: int = 0) -> None:
+        if len(self.by_key) >= self._session.config.max_concurrent_callbacks:
+            log.warning("persistent callback %s not started: connection at its callback limit",
+                        callback_id)
+            return
+        run = Run(renderer, callback_id, True, request_ids)
+        if not self._charge(run, payload_size):
+            return
+        renderer.persistent[callback_id] = run
+        key = request_ids[0] if request_ids else f"persistent-{next(self._ids)}"
+        self._launch(run, key, payload or {"output": callback_id, **_EMPTY_REQUEST})
+
+    def _launch(self, run: Run, key: str, payload: dict[str, Any]) -> None:
+        self.by_key[key] = run
+        run.renderer.runs.add(run)
+        run.task = asyncio.create_task(self._execute(run, payload), name=f"quartdash:{key}")
+
+    # -- running ----------------------------------------------------------------------
+
+    async def _execute(self, run: Run, payload: dict[str, Any]) -> None:
+        session, app = self._session, self._session.app
+        renderer = run.renderer
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        started_signal = signals.persistent_started if run.persistent else signals.callback_started
+        signals.emit(started_signal, app, session=session, renderer_id=renderer.id,
+                     callback_id=run.callback_id)
+        frame_for: Any = None  # request id -> the response frame, once settled
+        status = "cancelled"  # unless the callback returns or raises an Exception
+        try:
+            # Inside the try: whatever fails here still answers the request
+            # and forgets the run (a task that died first would leak both).
+            data = await app.run_callback(payload, session.handle_for(renderer),
+                                          session.connection)
+            if data is None:
+                status = "prevent_update"
+                frame_for = lambda rid: protocol.prevent_update_frame(renderer.id, rid)  # noqa: E731
+            else:
+                status = "ok"
+                frame_for = lambda rid: protocol.callback_ok_frame(renderer.id, rid, data)  # noqa: E731
+        except Exception as error:
+            log.error("WebSocket callback %s failed", run.callback_id, exc_info=error)
+            message = app.failure_message(error)
+            frame_for = lambda rid: protocol.callback_error_frame(renderer.id, rid, message)  # noqa: E731
+            signals.emit(signals.callback_failed, app, session=session,
+                         renderer_id=renderer.id, callback_id=run.callback_id,
+                         duration=loop.time() - started, error=error,
+                         persistent=run.persistent)
+            status = "error"
+        finally:
+            # Every start is paired with exactly one end signal, cancellation included.
+            self.forget(run)
+            duration = loop.time() - started
+            if run.persistent:
+                signals.emit(signals.persistent_stopped, app, session=session,
+                             renderer_id=renderer.id, callback_id=run.callback_id,
+                             duration=duration)
+            elif status != "error":
+                signals.emit(signals.callback_finished, app, session=session,
+                             renderer_id=renderer.id, callback_id=run.callback_id,
+                             duration=duration, status=status)
+        if frame_for is not None and not (session.closed or renderer.left):
+            for request_id in run.request_ids:
+                session.push(frame_for(request_id))
+
+    def forget(self, run: Run) -> None:
+        self._session.release(run.retained)
+        run.retained = 0
+        for request_id in run.request_ids:
+            self.by_key.pop(request_id, None)
+        for key, value in list(self.by_key.items()):
+            if value is run:
+                del self.by_key[key]
+        run.renderer.runs.discard(run)
+        if run.persistent and run.renderer.persistent.get(run.callback_id) is run:
+            del run.renderer.persistent[run.callback_id]
+
+    # -- ending -----------------------------------------------------------------------
+
+    def mark_lingering(self, task: asyncio.Task[Any] | None) -> None:
+        """The run of ``task`` called ``ws.close()``: it may finish its cleanup."""
+        for run in self.by_key.values():
+            if run.task is task:
+                run.lingering = True
+
+
+def cancel_event_triggered(runs: list[Run]) -> None:
+    """Cancel the event-triggered runs now (persistent and lingering ones keep
+    their grace). Called *before* pending get_prop futures fail, so a callback
+    waiting in get_prop sees the ``CancelledError`` the seed promises rather
+    than ``WebsocketDisconnected``."""
+    for run in runs:
+        if run.task is not None and not (run.persistent or run.lingering):
+            run.task.cancel()
+
+
+async def end_runs(runs: list[Run], grace: float) -> None:
+    """End runs the way the seed promises.
+
+    Event-triggered callbacks got ``CancelledError`` from
+    :func:`cancel_event_triggered` (once: a second cancel would cut their
+    cleanup short). Persistent ones (and one that called ``ws.close()``) see
+    ``is_shutdown`` and get ``grace`` seconds to leave their loop and clean
+    up, then are cancelled.
+    """
+    tasks = [run.task for run in runs if run.task is not None and not run.task.done()]
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=grace)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=grace)

@@ -1,0 +1,477 @@
+"""Session: one browser connection, multiplexing every tab on it.
+
+A session owns, for its connection:
+
+* the tabs (:class:`~quartdash.session.records.Renderer`), each joining on
+  its first message;
+* the callback runs (:class:`~quartdash.session.runs.Runs`);
+* the pending ``get_prop`` questions (:class:`~quartdash.session.reads.PropReads`);
+* the outbound side (:class:`~quartdash.session.sender.Sender`);
+* the connection's rules: flood, inactivity, byte budgets
+  (:mod:`quartdash.wire.rules`);
+
+and shuts all of it down in order (close frame, wake waiters, end runs) so
+that nothing outlives the connection. It knows its app and its socket only
+through :class:`~quartdash.types.SessionApp` and
+:class:`~quartdash.types.Transport`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import signals
+from ..config import WebSocketConfig
+from ..types import SessionApp, Transport
+from ..wire import protocol
+from ..wire.outbox import Outbox, OutboxOverflow
+from ..wire.protocol import CloseCode, ErrorCode, Message, ProtocolError
+from ..wire.rules import ByteBudget, Inactivity, TokenBucket
+from .handle import WebSocketHandle
+from .reads import PropReads
+from .records import RECORD_BYTES, Renderer
+from .runs import Runs, cancel_event_triggered, end_runs
+from .sender import Sender
+
+__all__ = ["CLOSE_TIMEOUT", "Session", "State"]
+
+log = logging.getLogger("quartdash.session")
+
+# Seconds of client silence, after our close frame, before we stop reading
+# (a client normally answers the close at once; docs/reliability.md).
+CLOSE_TIMEOUT = 5.0
+# Seconds we try to send our close frame (a client that does not read never gets it).
+CLOSE_SEND_TIMEOUT = 2.0
+
+# Closes that a configured limit caused: reported as connection_rejected(reason="limit").
+_LIMIT_CODES = frozenset({CloseCode.MESSAGE_TOO_BIG, CloseCode.FLOOD, CloseCode.SLOW_CONSUMER,
+                          CloseCode.OVER_BUDGET})
+
+
+class State(enum.Enum):
+    """A session's life, one way: OPEN -> CLOSING -> CLOSED."""
+
+    OPEN = "open"
+    """Serving its transport."""
+    CLOSING = "closing"
+    """Closing (a close was asked for, or the client went): nothing new is sent or started."""
+    CLOSED = "closed"
+    """Shut down: every task it started has ended."""
+
+
+@dataclass(slots=True)
+class _Close:
+    """The server's own close: what it sends, and how far it got."""
+
+    code: int
+    reason: str
+    sent: asyncio.Event = field(default_factory=asyncio.Event)  # tried (or given up)
+    delivered: bool = False  # the close frame reached the socket
+
+
+class Session:
+    """One WebSocket connection: its tabs, running callbacks and outbound frames.
+
+    Signals carry it as ``session``: ``connection`` (the handshake's headers,
+    cookies, path, remote, origin), ``renderers``, ``props_pushed`` and
+    ``frames_sent`` are safe to read.
+    """
+
+    def __init__(self, app: SessionApp, connection: Mapping[str, Any]) -> None:
+        self.app = app
+        self.config: WebSocketConfig = app.config
+        self.connection = connection
+        self.loop = asyncio.get_running_loop()
+        self.thread_id = threading.get_ident()
+        self.state = State.OPEN
+        self.close_code: int | None = None
+        self.renderers: dict[str, Renderer] = {}
+        self.props_pushed = 0  # set_props values accepted for sending (before coalescing)
+        self.messages_received = 0
+        self._close: _Close | None = None
+        self._serve_task: asyncio.Task[Any] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        now = self.loop.time()
+        rate = float(self.config.max_messages_per_second)
+        self._flood = TokenBucket(rate, rate * 2, now)
+        self._idle = Inactivity(self.config.inactivity_timeout / 1000, now)
+        self._idle_timer: asyncio.TimerHandle | None = None
+        # What the connection keeps of the client's data: ids, running requests.
+        self.retained = ByteBudget(self.config.max_retained_bytes)
+        self.sender = Sender(self.config, self.loop, self._stalled)
+        self.reads = PropReads(self.loop)
+        self.runs = Runs(self)
+
+    # -- what others read ---------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True from the moment the session starts closing."""
+        return self.state is not State.OPEN
+
+    @property
+    def outbox(self) -> Outbox:
+        return self.sender.outbox
+
+    @property
+    def frames_sent(self) -> int:
+        return self.sender.frames_sent
+
+    @property
+    def connection_object(self) -> Any:
+        """What hooks receive as their ``ws`` argument (Quart's websocket)."""
+        return self.connection.get("websocket")
+
+    # -- the connection's life -----------------------------------------------------------
+
+    async def serve(self, transport: Transport) -> None:
+        """Read frames until the client leaves or the server closes; then shut down.
+
+        The caller may cancel this task at any time (the client went away):
+        the shutdown still completes, then the cancellation propagates.
+        """
+        self._serve_task = asyncio.current_task()
+        self.sender.start(transport)
+        self._arm_idle_timer()
+        self.app.session_opened(self)
+        signals.emit(signals.session_connected, self.app, session=self)
+        try:
+            while self._close is None:
+                data = await transport.receive()
+                await self.on_frame(data)
+        except asyncio.CancelledError:
+            if self._close is None:
+                raise  # the client went away, or the server is stopping
+            # We cancelled ourselves to leave receive(): that is a close.
+            if self._serve_task is not None:
+                self._serve_task.uncancel()
+        finally:
+            # Quart cancels this handler as soon as the client answers our
+            # close frame, i.e. in the middle of _shutdown: finish it anyway
+            # (it is bounded by shutdown_grace), then let the cancel through.
+            shutdown = asyncio.ensure_future(self._shutdown(transport))
+            cancelled = False
+            task = asyncio.current_task()
+            if self._close is not None and task is not None and not task.cancelling():
+                try:
+                    await self._linger(transport)
+                except asyncio.CancelledError:
+                    cancelled = True
+            while not shutdown.done():
+                try:
+                    await asyncio.shield(shutdown)
+                except asyncio.CancelledError:
+                    cancelled = True
+            shutdown.result()
+            if cancelled:
+                raise asyncio.CancelledError
+
+    async def _linger(self, transport: Transport) -> None:
+        """After our close frame, read and drop what the client still sends.
+
+        Returns once the client has been silent for ``CLOSE_TIMEOUT``; a client
+        that answers the close (or drops) makes the server cancel us first.
+        Leaving earlier is a leak: hypercorn hands frames that arrive after the
+        app ended to a bounded queue nobody reads, and its connection then hangs
+        for good (a flooding client would pin one socket per attempt).
+        """
+        close = self._close
+        assert close is not None
+        await close.sent.wait()
+        if not close.delivered:
+            return  # a client that does not read cannot answer it either
+        while True:
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await transport.receive()
+            except TimeoutError:
+                return
+
+    def request_close(self, code: int, reason: str) -> None:
+        """Close the connection soon, from any task on the loop."""
+        if self._close is not None or self.state is State.CLOSED:
+            return
+        self._close = _Close(code, reason)
+        if self.state is State.OPEN:
+            self.state = State.CLOSING
+        if code in _LIMIT_CODES:
+            signals.emit(signals.connection_rejected, self.app, reason="limit", code=code,
+                         detail=reason, session=self)
+        task = self._serve_task
+        if task is not None and task is not asyncio.current_task() and not task.done():
+            task.cancel()
+
+    async def close_from_callback(self, code: int, reason: str) -> None:
+        """``ws.close()``: the calling callback lingers to clean up; others are cancelled."""
+        self.runs.mark_lingering(asyncio.current_task())
+        self.request_close(code, reason)
+        if self._serve_task is not None and self._close is not None:
+            await self._close.sent.wait()
+
+    async def wait_closed(self) -> None:
+        """Return once the session has shut down (its serve task ended)."""
+        if self._serve_task is not None and not self._serve_task.done():
+            await asyncio.wait([self._serve_task])
+
+    async def _shutdown(self, transport: Transport) -> None:
+        self.state = State.CLOSING
+        # Before the runs are ended: lets waiters (broadcast subscriptions) see
+        # is_shutdown now instead of sleeping into the grace-period cancel.
+        signals.emit(signals.session_closing, self.app, session=self)
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        await self.sender.stop()
+        close = self._close
+        if close is not None:
+            self.close_code = close.code
+            try:
+                async with asyncio.timeout(CLOSE_SEND_TIMEOUT):
+                    await transport.close(close.code, close.reason)
+                close.delivered = True
+            except (TimeoutError, OSError, RuntimeError) as exc:
+                log.debug("close frame not sent: %r", exc)
+            close.sent.set()
+        runs = list(self.runs)
+        cancel_event_triggered(runs)
+        self.reads.fail(lambda: self.app.disconnected("the connection closed"))
+        await end_runs(runs, self.app.shutdown_grace)
+        if self._background:
+            await asyncio.wait(self._background, timeout=self.config.shutdown_grace)
+        self.app.session_closed(self)
+        for renderer_id in self.renderers:  # balance renderer_joined for tabs still open
+            signals.emit(signals.renderer_left, self.app, session=self, renderer_id=renderer_id)
+        self.state = State.CLOSED
+        signals.emit(signals.session_disconnected, self.app, session=self, code=self.close_code)
+
+    # -- inbound -------------------------------------------------------------------------
+
+    async def on_frame(self, data: str | bytes) -> None:
+        now = self.loop.time()
+        self.sender.heard_from_client(now)  # the client is alive (send watchdog)
+        limit = self.config.max_message_size
+        size = protocol.utf8_size(data, limit)
+        if size > limit:
+            self.request_close(CloseCode.MESSAGE_TOO_BIG, f"frame of {size} bytes exceeds {limit}")
+            return
+        try:
+            messages, errors = protocol.parse_frame(data, max_batch=self.config.max_batch)
+        except ProtocolError as error:
+            if self._spend(now, 1):
+                self.send_error(error)
+            return
+        # Every message spends a token, valid or not, before anything is
+        # answered. The one exception is the answer to a get_prop we asked:
+        # our request granted it, and it can be given once.
+        cost = len(errors) + sum(1 for m in messages if not self._solicited(m))
+        if not self._spend(now, cost):
+            return
+        for problem in errors:
+            self.send_error(problem)
+        hooks = self.app.has_message_hooks
+        for message in messages:
+            if hooks and not await self._run_message_hooks(message):
+                return
+            self.dispatch(message)
+
+    def _solicited(self, message: Message) -> bool:
+        return message.type == protocol.GET_PROPS_RESPONSE and self.reads.solicited(
+            message.request_id)
+
+    def _spend(self, now: float, tokens: int) -> bool:
+        if tokens == 0 or self._flood.take(now, tokens):
+            return True
+        self.request_close(CloseCode.FLOOD, "too many messages per second")
+        return False
+
+    async def _run_message_hooks(self, message: Message) -> bool:
+        raw = message.raw if message.raw is not None else {"type": message.type}
+        verdict = await self.app.check_message(self.connection, raw)
+        if verdict is None:
+            return True
+        code, reason = verdict
+        if code == 0:  # a hook may refuse one message without closing
+            self.send_error(ProtocolError(ErrorCode.REJECTED, reason,
+                                          renderer_id=message.renderer_id,
+                                          request_id=message.request_id))
+            return False
+        self.request_close(code, reason)
+        signals.emit(signals.connection_rejected, self.app, reason="hook", code=code,
+                     detail=reason, session=self)
+        return False
+
+    def dispatch(self, message: Message) -> None:
+        kind = message.type
+        self.messages_received += 1
+        if kind == protocol.HEARTBEAT:
+            # Not activity: a client that only says it is alive is idle.
+            self.push(protocol.HEARTBEAT_ACK_FRAME, activity=False)
+            return
+        self._idle.touch(self.loop.time())
+        if kind == protocol.RENDERER_LEFT:
+            self.renderer_left(message.renderer_id)
+            return
+        renderer = self.renderer(message.renderer_id)
+        if renderer is None:
+            return
+        if kind == protocol.CALLBACK_REQUEST:
+            self.runs.start_request(renderer, message)
+        elif kind == protocol.GET_PROPS_RESPONSE:
+            if not self.reads.resolve(renderer, message.request_id, message.payload):
+                self.send_error(ProtocolError(
+                    ErrorCode.UNKNOWN_REQUEST,
+                    "no get_props request of this id is waiting for an answer",
+                    renderer_id=renderer.id, request_id=message.request_id))
+        # RENDERER_JOINED: first contact already handled by self.renderer()
+
+    # -- tabs ----------------------------------------------------------------------------
+
+    def renderer(self, renderer_id: str) -> Renderer | None:
+        """The renderer with this id; its first contact starts its persistent callbacks."""
+        renderer = self.renderers.get(renderer_id)
+        if renderer is not None:
+            return renderer
+        limit = self.config.max_renderers
+        if len(self.renderers) >= limit:
+            self.send_error(ProtocolError(ErrorCode.TOO_MANY_RENDERERS,
+                                          f"more than {limit} tabs on one connection",
+                                          renderer_id=renderer_id))
+            return None
+        if not self.retain(RECORD_BYTES + len(renderer_id)):
+            return None
+        renderer = self.renderers[renderer_id] = Renderer(renderer_id)
+        signals.emit(signals.renderer_joined, self.app, session=self, renderer_id=renderer_id)
+        self.runs.tab_joined(renderer)
+        return renderer
+
+    def renderer_left(self, renderer_id: str) -> None:
+        renderer = self.renderers.pop(renderer_id, None)
+        if renderer is None:
+            return
+        self.release(RECORD_BYTES + len(renderer_id))
+        renderer.left = True
+        cancel_event_triggered(list(renderer.runs))
+        self.reads.fail(lambda: self.app.disconnected("the tab went away"), renderer)
+        signals.emit(signals.renderer_left, self.app, session=self, renderer_id=renderer_id)
+        if renderer.runs:
+            self._in_background(end_runs(list(renderer.runs), self.config.shutdown_grace))
+
+    def handle_for(self, renderer: Renderer) -> WebSocketHandle:
+        """``ctx.websocket`` for a callback run for ``renderer``."""
+        return WebSocketHandle(self, renderer)
+
+    def _in_background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- budgets -------------------------------------------------------------------------
+
+    def retain(self, size: int) -> bool:
+        """Charge the retained budget; over it, the connection closes with 4010."""
+        if self.retained.charge(size):
+            return True
+        self.request_close(CloseCode.OVER_BUDGET,
+                           f"over the connection's budget of {self.retained.limit} bytes")
+        return False
+
+    def release(self, size: int) -> None:
+        self.retained.release(size)
+
+    # -- outbound ------------------------------------------------------------------------
+
+    def push(self, frame: bytes, *, activity: bool = True) -> None:
+        """Queue a frame that is never coalesced (responses, requests, errors)."""
+        if activity:
+            self._idle.touch(self.loop.time())
+        try:
+            self.sender.outbox.push(frame)
+        except OutboxOverflow as overflow:
+            self.request_close(CloseCode.SLOW_CONSUMER, str(overflow))
+
+    def send_error(self, error: ProtocolError) -> None:
+        self.push(protocol.error_frame(error), activity=False)
+
+    def prepare_prop(self, component_id: str, prop: str, value: Any) -> tuple[Any, bool]:
+        return self.app.prepare_prop(component_id, prop, value)
+
+    def push_prop(self, renderer: Renderer, component_id: str, prop: str, value: Any,
+                  is_patch: bool) -> None:
+        """Queue one ``set_props`` value for a tab (coalesced with older ones)."""
+        if self.closed or renderer.left:
+            return
+        frame = protocol.set_props_frame(renderer.id, component_id, {prop: value})
+        self.props_pushed += 1
+        self._idle.touch(self.loop.time())
+        try:
+            self.sender.outbox.push_prop((renderer.id, component_id, prop), frame,
+                                         is_patch=is_patch)
+        except OutboxOverflow as overflow:
+            self.request_close(CloseCode.SLOW_CONSUMER, str(overflow))
+
+    def push_encoded_prop(self, renderer: Renderer | None, component_id: str, prop: str,
+                          payload: bytes, *, is_patch: bool) -> None:
+        """Queue a ``set_props`` whose payload (``protocol.set_props_payload``) is ready JSON.
+
+        Broadcast uses it so one encoding serves every session; ``renderer=None``
+        means every tab of this session. Coalesces exactly like :meth:`push_prop`.
+        """
+        if self.closed:
+            return
+        targets = list(self.renderers.values()) if renderer is None else [renderer]
+        self._idle.touch(self.loop.time())
+        try:
+            for target in targets:
+                if not target.left:
+                    frame = protocol.set_props_frame_from_payload(target.id, payload)
+                    self.props_pushed += 1
+                    self.sender.outbox.push_prop((target.id, component_id, prop), frame,
+                                                 is_patch=is_patch)
+        except OutboxOverflow as overflow:
+            self.request_close(CloseCode.SLOW_CONSUMER, str(overflow))
+
+    def _stalled(self, why: str) -> None:
+        if not self.closed:
+            self.request_close(CloseCode.SLOW_CONSUMER, why)
+
+    async def get_prop(self, renderer: Renderer, component_id: str, prop: str,
+                       timeout: float) -> Any:
+        """Ask ``renderer`` for one property's current value."""
+        if self.closed or renderer.left:
+            raise self.app.disconnected("the connection is closed")
+        if not self.retain(RECORD_BYTES):
+            raise self.app.disconnected("the connection is over its budget")
+        request_id, future = self.reads.ask(renderer)
+        self.push(protocol.get_props_request_frame(renderer.id, request_id, component_id, [prop]))
+        try:
+            async with asyncio.timeout(timeout):
+                values = await future
+        except TimeoutError:
+            raise TimeoutError(
+                f"get_prop({component_id!r}, {prop!r}): no answer within {timeout} s"
+            ) from None
+        finally:
+            self.reads.forget(request_id)
+            self.release(RECORD_BYTES)
+        return values.get(prop) if isinstance(values, dict) else None
+
+    # -- inactivity ----------------------------------------------------------------------
+
+    def _arm_idle_timer(self) -> None:
+        # One timer, re-armed for the remainder, not a polling loop.
+        remaining = self._idle.remaining(self.loop.time())
+        if remaining is None or self.closed:
+            return
+        if remaining <= 0:
+            self.request_close(CloseCode.REJECTED, "Inactivity timeout")
+        else:
+            self._idle_timer = self.loop.call_later(remaining, self._arm_idle_timer)
+
+    def __repr__(self) -> str:
+        return (f"<Session {self.state.value} renderers={len(self.renderers)} "
+                f"runs={len(self.runs)}>")

@@ -1,0 +1,155 @@
+"""The interfaces the layers meet at, as Protocols (a leaf module).
+
+The session core (:mod:`quartdash.session`) is written against these alone:
+it knows no Quart and no Dash. The glue (:mod:`quartdash.hosting`) provides
+the real ones; tests provide fakes (tests/test_session.py).
+
+* :class:`Transport` — the socket under a session.
+* :class:`SessionApp` — what a session needs from the app it serves.
+* :class:`CallbackSpec` — what a session checks about a callback.
+* :class:`SessionPort` and :class:`Tab` — what ``ctx.websocket`` needs from
+  its session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .config import WebSocketConfig
+
+__all__ = ["CallbackSpec", "SessionApp", "SessionPort", "Tab", "Transport", "Verdict"]
+
+Verdict = tuple[int, str]
+"""A refusal: ``(close code, reason)``; close code 0 refuses one message only."""
+
+
+class Transport(Protocol):
+    """The socket under a session: Quart's websocket, or a test double."""
+
+    async def receive(self) -> str | bytes:
+        """The next text (or bytes) frame; raises when the client is gone."""
+        ...
+
+    async def send(self, text: str) -> None:
+        """Send one text frame; blocks under TCP back-pressure."""
+        ...
+
+    async def close(self, code: int, reason: str) -> None:
+        """Send the close frame."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackSpec:
+    """What a session checks about a callback before it runs it."""
+
+    callback_id: str
+    inputs: int
+    """How many ``Input`` entries a request must carry."""
+    state: int
+    """How many ``State`` entries."""
+    websocket: bool
+    """It may run over the WebSocket."""
+
+
+class SessionApp(Protocol):
+    """What a session needs from the app it serves (``hosting.LiveApp``).
+
+    Signals about the session are sent with the app as sender.
+    """
+
+    @property
+    def config(self) -> WebSocketConfig: ...
+
+    @property
+    def shutdown_grace(self) -> float:
+        """Seconds callbacks get to clean up when their session ends (a stopping
+        server may shorten it)."""
+        ...
+
+    def callback_spec(self, callback_id: str) -> CallbackSpec | None:
+        """The callback ``callback_id`` names, or None when the app has none."""
+        ...
+
+    def persistent_callback_ids(self) -> Sequence[str]:
+        """Callbacks started once per tab when it first makes contact."""
+        ...
+
+    async def run_callback(self, payload: dict[str, Any], handle: Any,
+                           connection: Mapping[str, Any]) -> bytes | None:
+        """Run one callback for a request; ``handle`` is its ``ctx.websocket``.
+
+        Returns the response data as JSON, or None when the callback chose
+        not to update. Raises what the callback raised.
+        """
+        ...
+
+    def failure_message(self, error: Exception) -> str:
+        """What the client is told of a callback's failure (never how, outside debug)."""
+        ...
+
+    def prepare_prop(self, component_id: str, prop: str, value: Any) -> tuple[Any, bool]:
+        """A ``set_props`` value as it may be sent, and whether it is a patch.
+
+        Raises (in the calling callback) for a value the app refuses.
+        """
+        ...
+
+    def disconnected(self, reason: str) -> Exception:
+        """The exception ``get_prop`` raises once the tab or connection is gone."""
+        ...
+
+    @property
+    def has_message_hooks(self) -> bool: ...
+
+    async def check_message(self, connection: Mapping[str, Any],
+                            raw: dict[str, Any]) -> Verdict | None:
+        """Run the app's message hooks: None accepts, a :data:`Verdict` refuses."""
+        ...
+
+    def session_opened(self, session: Any) -> None: ...
+
+    def session_closed(self, session: Any) -> None: ...
+
+
+class Tab(Protocol):
+    """A tab (renderer) of a session, as ``ctx.websocket`` sees it."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def left(self) -> bool: ...
+
+
+class SessionPort(Protocol):
+    """What ``ctx.websocket`` (:class:`~quartdash.session.handle.WebSocketHandle`)
+    needs from the session it belongs to."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    @property
+    def thread_id(self) -> int: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def connection(self) -> Mapping[str, Any]: ...
+
+    def prepare_prop(self, component_id: str, prop: str, value: Any) -> tuple[Any, bool]: ...
+
+    def push_prop(self, renderer: Any, component_id: str, prop: str, value: Any,
+                  is_patch: bool) -> None:
+        """``renderer``: the session's own record of the :class:`Tab`."""
+        ...
+
+    async def get_prop(self, renderer: Any, component_id: str, prop: str,
+                       timeout: float) -> Any: ...
+
+    async def close_from_callback(self, code: int, reason: str) -> None: ...
