@@ -531,7 +531,7 @@ def build_payload(
                  any_prop: bool) -> dict[str, Any] | list[dict[str, Any]] | str | None:
         wild = _wildcards(pattern)
         if not wild:
-            return pattern  # type: ignore[return-value]
+            return pattern
         assert isinstance(pattern, dict)
         missing = [k for k, w in wild.items() if w == "MATCH" and k not in match]
         if missing:
@@ -763,7 +763,7 @@ class _InProcessSocket:
                 await self.connection.receive()
             except WebsocketResponseError as error:
                 response = error.response
-                body = (await response.get_data()).decode("utf-8", "replace")
+                body = await response.get_data(as_text=True)
                 raise HandshakeRejected(response.status_code, body) from None
 
     async def send(self, text: str) -> None:
@@ -1570,6 +1570,6 @@ if pytest is not None:
     else:
 
         @pytest.fixture
-        def dash_client() -> ClientFactory:  # type: ignore[misc]
+        def dash_client() -> ClientFactory:
             """Needs pytest-asyncio (``pip install pytest-asyncio``)."""
             pytest.fail("the dash_client fixture needs pytest-asyncio: pip install pytest-asyncio")

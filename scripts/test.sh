@@ -24,6 +24,12 @@ for path in quartdash tests examples bench scripts; do
 done
 "$VENV/bin/ruff" check "${lint_paths[@]}"
 
+section "types: mypy (the package; the core with --strict)"
+"$VENV/bin/mypy"
+# The core knows no Quart and no Dash: it is held to --strict.
+"$VENV/bin/mypy" --strict --follow-imports=silent quartdash/types.py quartdash/config.py \
+    quartdash/signals.py quartdash/wire quartdash/session
+
 section "tests: pytest $*"
 status=0
 "$PY" -m pytest -q -p no:randomly "$@" || status=$?

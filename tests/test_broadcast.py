@@ -424,7 +424,7 @@ def test_envelope_round_trip() -> None:
     decoded = envelope.decode(envelope.encode(update))
     assert decoded == update
     assert [item.is_patch for item in decoded.items] == [False, True]
-    message = envelope.Message.of({"text": "multi\nline", "n": [1, 2]})
+    message = envelope.TopicMessage.of({"text": "multi\nline", "n": [1, 2]})
     assert envelope.decode(envelope.encode(message)).value() == {"text": "multi\nline",
                                                                   "n": [1, 2]}
     with pytest.raises(envelope.EnvelopeError):

@@ -108,3 +108,20 @@ def test_examples_import_with_only_the_examples_extra() -> None:
         f"the scan missed imports: {sorted(used)}"
     unexpected = {top: sorted(files) for top, files in used.items() if top not in allowed}
     assert not unexpected, f"examples import packages outside the examples extra: {unexpected}"
+
+
+def test_every_package_is_listed_and_nothing_is_a_symlink() -> None:
+    """setup.cfg lists packages by hand (the browser files map from static/):
+    a package folder missing from the list would be left out of the wheel."""
+    parser = configparser.ConfigParser()
+    parser.read(REPO_ROOT / "setup.cfg", encoding="utf-8")
+    listed = {line.strip() for line in parser["options"]["packages"].splitlines()
+              if line.strip()}
+    root = REPO_ROOT / "quartdash"
+    on_disk = {"quartdash", "quartdash.static"} | {
+        "quartdash." + ".".join(init.parent.relative_to(root).parts)
+        for init in root.rglob("__init__.py") if init.parent != root}
+    assert listed == on_disk, (sorted(listed - on_disk), sorted(on_disk - listed))
+    links = [str(p) for folder in ("quartdash", "static")
+             for p in (REPO_ROOT / folder).rglob("*") if p.is_symlink()]
+    assert links == []

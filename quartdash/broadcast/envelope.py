@@ -2,7 +2,7 @@
 
 Two kinds of envelope:
 
-* :class:`Message` — a ``topic.publish(value)``. The value is encoded to JSON
+* :class:`TopicMessage` — a ``topic.publish(value)``. The value is encoded to JSON
   once, by the publisher; every process decodes it once for all of its
   subscribers.
 * :class:`PropsUpdate` — a ``topic.set_props(...)``. Each property's
@@ -39,13 +39,13 @@ class EnvelopeError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
+class TopicMessage:
     """One published value: ``data`` is its JSON; :meth:`value` decodes it."""
 
     data: bytes
 
     @classmethod
-    def of(cls, value: Any) -> Message:
+    def of(cls, value: Any) -> TopicMessage:
         return cls(protocol.dumps(value))
 
     def value(self) -> Any:
@@ -81,11 +81,11 @@ class PropsUpdate:
         return cls(component_id, items, retain)
 
 
-Envelope = Message | PropsUpdate
+Envelope = TopicMessage | PropsUpdate
 
 
 def encode(envelope: Envelope) -> bytes:
-    if isinstance(envelope, Message):
+    if isinstance(envelope, TopicMessage):
         return MESSAGE_TAG + envelope.data
     header = protocol.dumps({
         "c": envelope.component_id,
@@ -103,7 +103,7 @@ def encode(envelope: Envelope) -> bytes:
 def decode(data: bytes) -> Envelope:
     tag, body = data[:1], data[1:]
     if tag == MESSAGE_TAG:
-        return Message(body)
+        return TopicMessage(body)
     if tag != PROPS_TAG:
         raise EnvelopeError(f"unknown envelope tag {tag!r}")
     header_json, *payloads = body.split(b"\n")

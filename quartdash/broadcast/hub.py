@@ -29,13 +29,14 @@ import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .. import signals
 from ..hosting import dash_internals
 from ..hosting.sanitize import PropPolicy
-from .envelope import Envelope, Message, PropsUpdate
-from .memory import MemoryBackend, Retained, apply_retained
+from .backend import Backend, Retained
+from .envelope import Envelope, PropsUpdate, TopicMessage
+from .memory import MemoryBackend, apply_retained
 
 if TYPE_CHECKING:
     from ..hosting.live import LiveApp
@@ -57,6 +58,16 @@ _hubs: weakref.WeakSet[Broadcast] = weakref.WeakSet()
 def current_websocket() -> WebSocketHandle | None:
     """``ctx.websocket`` of the running callback, or None (no error) elsewhere."""
     return getattr(dash_internals.current_callback_context(), "dash_websocket", None)
+
+
+def _tab_of(ws: WebSocketHandle) -> tuple[Session, Renderer]:
+    """The session and tab record behind a callback's ``ctx.websocket`` (quartdash
+    makes every handle for one of its own sessions)."""
+    return cast("Session", ws.session), cast("Renderer", ws.renderer)
+
+
+def _member_key(ws: WebSocketHandle) -> tuple[Session, str]:
+    return cast("Session", ws.session), ws.renderer_id
 
 
 @dataclass(eq=False, slots=True)
@@ -96,7 +107,7 @@ class Broadcast:
     def __init__(self, url: str | None = None, *, prefix: str | None = None) -> None:
         self._url = url
         self._prefix = prefix
-        self._backend: Any = None
+        self._backend: Backend | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._channels: dict[str, _Channel] = {}
         self._sessions: dict[Session, set[tuple[_Channel, _Member | Subscription]]] = {}
@@ -128,7 +139,7 @@ class Broadcast:
     def backend_name(self) -> str:
         return "redis" if self.url.startswith(("redis://", "rediss://", "unix://")) else "memory"
 
-    def backend(self) -> Any:
+    def backend(self) -> Backend:
         """The backend bound to the running event loop (created on first use)."""
         loop = asyncio.get_running_loop()
         if self._backend is not None and self._loop is loop:
@@ -225,7 +236,7 @@ class Broadcast:
                 del self._sessions[session]
 
     def _member(self, channel: _Channel, ws: WebSocketHandle) -> _Member:
-        session, renderer = ws.session, ws.renderer
+        session, renderer = _tab_of(ws)
         key = (session, renderer.id)
         member = channel.members.get(key)
         if member is None:
@@ -253,7 +264,7 @@ class Broadcast:
         channel = self._channels.get(name)
         if channel is None:
             return
-        member = channel.members.get((ws.session, ws.renderer.id))
+        member = channel.members.get(_member_key(ws))
         if member is None:
             return
         member.joined = False
@@ -270,7 +281,7 @@ class Broadcast:
             member = self._member(channel, ws)
             first = not (member.joined or member.refs)
             member.refs += 1
-            self._attach(channel, sub, ws.session)
+            self._attach(channel, sub, _tab_of(ws)[0])
             if had_it and first:
                 self._replay(channel, member)
         self._update_interest(channel)
@@ -283,8 +294,8 @@ class Broadcast:
         channel.subscriptions.discard(sub)
         ws = sub.websocket
         if ws is not None:
-            self._detach(channel, sub, ws.session)
-            member = channel.members.get((ws.session, ws.renderer.id))
+            self._detach(channel, sub, _tab_of(ws)[0])
+            member = channel.members.get(_member_key(ws))
             if member is not None:
                 member.refs -= 1
                 if member.refs <= 0 and not member.joined:
@@ -305,7 +316,7 @@ class Broadcast:
         if channel is None:
             return
         started = time.perf_counter()
-        if isinstance(envelope, Message):
+        if isinstance(envelope, TopicMessage):
             subscriptions = list(channel.subscriptions)
             if subscriptions:
                 value = envelope.value()  # decoded once for every local subscriber
@@ -576,7 +587,7 @@ class Topic:
         is unreachable is dropped (docs/scaling.md).
         """
         hub = self.hub
-        await hub.publish(hub.channel_name(self.name), Message.of(message))
+        await hub.publish(hub.channel_name(self.name), TopicMessage.of(message))
 
     def publish_threadsafe(self, message: Any) -> concurrent.futures.Future[None]:
         """:meth:`publish` from another thread (a plain ``def`` callback): runs on

@@ -9,11 +9,11 @@ world: use the Redis backend to fan out across workers (docs/scaling.md).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
+from .backend import Deliver, OnRetained, OnSubscribed, Retained
 from .envelope import Envelope, PropsUpdate
 
-Retained = dict[tuple[str, str], bytes]
+__all__ = ["MemoryBackend", "apply_retained"]
 
 
 def apply_retained(state: Retained, update: PropsUpdate) -> None:
@@ -28,14 +28,12 @@ def apply_retained(state: Retained, update: PropsUpdate) -> None:
 
 
 class MemoryBackend:
+    """A :class:`~quartdash.broadcast.backend.Backend` within one process."""
+
     name = "memory"
 
-    def __init__(
-        self,
-        deliver: Callable[[str, Envelope], None],
-        on_subscribed: Callable[[str], None],
-        on_retained: Callable[[str, Retained], None],
-    ) -> None:
+    def __init__(self, deliver: Deliver, on_subscribed: OnSubscribed,
+                 on_retained: OnRetained) -> None:
         self._deliver = deliver
         self._on_subscribed = on_subscribed
         self._on_retained = on_retained

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -45,8 +44,8 @@ except ModuleNotFoundError as _missing:
         name=_missing.name,
     ) from _missing
 
+from .backend import Deliver, OnRetained, OnSubscribed, Retained
 from .envelope import Envelope, EnvelopeError, PropsUpdate, decode, encode
-from .memory import Retained
 
 log = logging.getLogger("quartdash.broadcast")
 
@@ -77,6 +76,9 @@ def _field(key: tuple[str, str]) -> bytes:
 
 
 class RedisBackend:
+    """A :class:`~quartdash.broadcast.backend.Backend` shared through Redis:
+    every worker and machine on the same server and prefix."""
+
     name = "redis"
 
     def __init__(
@@ -84,9 +86,9 @@ class RedisBackend:
         url: str,
         *,
         prefix: str,
-        deliver: Callable[[str, Envelope], None],
-        on_subscribed: Callable[[str], None],
-        on_retained: Callable[[str, Retained], None],
+        deliver: Deliver,
+        on_subscribed: OnSubscribed,
+        on_retained: OnRetained,
     ) -> None:
         self.url = url
         self.prefix = prefix

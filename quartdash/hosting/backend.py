@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import html
+import importlib.resources
 import inspect
 import logging
 import mimetypes
@@ -22,7 +23,6 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dash.backends.base_server import BaseDashServer, RequestAdapter, ResponseAdapter
@@ -32,6 +32,7 @@ from quart import Blueprint, Quart, Response, g, has_request_context, jsonify, r
 from quart import redirect as quart_redirect
 from quart.helpers import send_from_directory
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from ..wire.guards import host_problem
 from . import callback_route, dash_internals, websocket_route
@@ -49,13 +50,10 @@ log = logging.getLogger("quartdash")
 
 Scaffold = Quart | Blueprint
 
-STATIC = Path(__file__).parents[1] / "static"
-
-
 @functools.cache
 def static_file(name: str) -> bytes:
-    """One of quartdash's browser files (static/), read once."""
-    return (STATIC / name).read_bytes()
+    """One of quartdash's browser files (the package ``quartdash.static``), read once."""
+    return importlib.resources.files("quartdash.static").joinpath(name).read_bytes()
 
 
 def plain_error(status: int, text: str) -> Response:
@@ -101,7 +99,7 @@ class QuartdashRequestAdapter(RequestAdapter):
     def args(self) -> Any:
         return request.args
 
-    async def get_json(self) -> Any:  # type: ignore[override]
+    async def get_json(self) -> Any:
         return await request.get_json()
 
     @property
@@ -278,7 +276,8 @@ class QuartdashServer(BaseDashServer[Any]):
 
         dash_internals.add_url(dash_app, "<path:path>", catchall)
 
-    def setup_component_suites(self, dash_app: dash.Dash) -> None:
+    def setup_component_suites(self, dash_app: dash.Dash) -> None:  # type: ignore[override]
+        # (Dash's base class says -> str, but Dash ignores the value.)
         async def serve(package_name: str, fingerprinted_path: str) -> Response:
             return self.serve_component_suite(dash_app, package_name, fingerprinted_path)
 
@@ -371,7 +370,7 @@ class QuartdashServer(BaseDashServer[Any]):
             fullname = fullname[len(requests_prefix):]
         rule = app.config.routes_pathname_prefix + fullname.lstrip("/")
 
-        async def redirect_view() -> Response:
+        async def redirect_view() -> WerkzeugResponse:
             return quart_redirect(path, code=301)
 
         self._add_late_url_rule(rule, endpoint=rule.replace(".", "_"), view_func=redirect_view)

@@ -7,7 +7,7 @@ what was sent; only the callback's own failure is a 500.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from quart import Response, request
@@ -63,7 +63,7 @@ def parse_body(data: bytes) -> dict[str, Any]:
 
 def make_dispatch_view(dash_app: dash.Dash, live: LiveApp) -> Callable[[], Awaitable[Response]]:
     async def dispatch() -> Response:
-        body = parse_body(await request.get_data())
+        body = parse_body(cast(bytes, await request.get_data(as_text=False)))
         # Global dash.callback ones join the app on their first request.
         spec = dash_internals.callback_entry(dash_app, body["output"])
         if spec is None:

@@ -11,7 +11,7 @@ outside the tested range (:mod:`quartdash._dash_version`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import dash
 from dash import _validate
@@ -162,7 +162,7 @@ def js_path_served(dash_app: dash.Dash, package_name: str, path_in_package: str)
 
 def http_callback_context(dash_app: dash.Dash, body: dict[str, Any]) -> AttributeDict:
     """The callback context Dash builds for an HTTP request (needs a request context)."""
-    return dash_app._initialize_context(body)
+    return dash_app._initialize_context(cast(Any, body))
 
 
 def websocket_callback_context(body: Mapping[str, Any], *, handle: Any, response: Any,
@@ -192,7 +192,7 @@ def websocket_callback_context(body: Mapping[str, Any], *, handle: Any, response
 def prepare_callback(dash_app: dash.Dash, body: dict[str, Any], ctx: AttributeDict
                      ) -> tuple[Callable[[], Any], Callable[..., Any]]:
     """Bind the request ``body`` to its callback: ``(call, the user's function)``."""
-    func = dash_app._prepare_callback(ctx, body)
+    func = dash_app._prepare_callback(ctx, cast(Any, body))
     args = dash_app._inputs_to_vals(ctx.inputs_list + ctx.states_list)
     call = dash_app._execute_callback(func, args, ctx.outputs_list, ctx)
     return call, func

@@ -131,6 +131,6 @@ def run(app: Quart, *, host: str = "127.0.0.1", port: int = 8050, debug: bool = 
             await stop.wait()
             await close_all_sessions()
 
-        await serve(app, hyper, shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]
+        await serve(app, hyper, shutdown_trigger=shutdown_trigger)
 
     asyncio.run(main())

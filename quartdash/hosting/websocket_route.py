@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from quart import Quart, websocket
 from quart.asgi import ASGIWebsocketConnection
@@ -75,7 +75,7 @@ class QuartTransport:
         self._ws = ws
         send = getattr(ws, "_send", None)
         # Quart stores partial(ASGIWebsocketConnection.send_data, asgi_send).
-        args = getattr(send, "args", ())
+        args: tuple[Any, ...] = getattr(send, "args", ())
         self._asgi_send = args[0] if len(args) == 1 and callable(args[0]) else None
 
     async def receive(self) -> str | bytes:
@@ -108,7 +108,7 @@ def make_websocket_view(live: LiveApp) -> Callable[[], Awaitable[None]]:
     async def dash_ws_callback() -> None:
         dash_internals.set_current_app(live.dash)
         dash_internals.setup_server(live.dash)
-        ws = websocket._get_current_object()
+        ws = cast(Any, websocket)._get_current_object()
         config = live.config
         problem = host_problem(ws.headers.get("host"), config.allowed_hosts)
         if problem is not None:

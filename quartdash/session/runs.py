@@ -27,7 +27,8 @@ __all__ = ["RunContext", "Runs"]
 
 log = logging.getLogger("quartdash.session")
 
-_EMPTY_REQUEST = {"outputs": [], "inputs": [], "state": [], "changedPropIds": []}
+_EMPTY_REQUEST: dict[str, list[Any]] = {
+    "outputs": [], "inputs": [], "state": [], "changedPropIds": []}
 
 
 class RunContext(Protocol):

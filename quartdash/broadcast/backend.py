@@ -1,0 +1,66 @@
+"""The interface a broadcast backend implements (memory://, redis://).
+
+A backend moves envelopes between processes and keeps retained
+``set_props`` state; the hub above it (:mod:`~quartdash.broadcast.hub`)
+knows the local audience. It calls back into the hub with what it
+receives: ``deliver(channel, envelope)``, ``on_subscribed(channel)`` once a
+channel is listened to, and ``on_retained(channel, state)`` with the
+retained state read after (re)subscribing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from .envelope import Envelope
+
+__all__ = ["Backend", "Deliver", "OnRetained", "OnSubscribed", "Retained"]
+
+Retained = dict[tuple[str, str], bytes]
+"""Retained ``set_props`` state of one channel: (component id, prop) -> payload JSON."""
+
+Deliver = Callable[[str, Envelope], None]
+OnSubscribed = Callable[[str], None]
+OnRetained = Callable[[str, Retained], None]
+
+
+class Backend(Protocol):
+    """What :class:`~quartdash.broadcast.hub.Broadcast` needs from a backend."""
+
+    name: str
+    stats: dict[str, int]
+    """``published``, ``dropped`` and ``reconnects`` counters at least."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def start(self) -> None:
+        """Begin work on the running event loop."""
+        ...
+
+    async def publish(self, channel: str, envelope: Envelope) -> None:
+        """Send to every process listening on ``channel`` (this one included);
+        never blocks on subscribers."""
+        ...
+
+    def want(self, channel: str) -> None:
+        """Start listening to ``channel`` (idempotent)."""
+        ...
+
+    def unwant(self, channel: str) -> None:
+        """Stop listening to ``channel``."""
+        ...
+
+    async def ready(self, channel: str, timeout: float) -> None:
+        """Return once ``channel`` is listened to (bounded by ``timeout``)."""
+        ...
+
+    async def lease(self, name: str, token: str, ttl: float) -> bool | None:
+        """Take or renew the lease ``name`` for ``token`` (``run_exclusive``):
+        True held, False held by another, None unknown (backend down)."""
+        ...
+
+    async def release(self, name: str, token: str) -> None: ...
+
+    async def close(self) -> None: ...
