@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import deque
 
 from dash import Input, Output, ctx, dcc, html, no_update
 from quart import Quart
 
-from quartdash import DashBlueprint
+from quartdash import DashBlueprint, text
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,9 @@ def build(prefix: str = "/") -> DashBlueprint:
         websocket_allowed_origins=ALLOWED_ORIGINS,
     )
     app.title = "Security"
-    violations: list[str] = []
+    # The latest violations only, each cut short: what a client sends must not
+    # grow the server's memory or log without bound.
+    violations: deque[str] = deque(maxlen=100)
 
     app.layout = html.Div([
         html.P(["WebSocket origins allowed besides this page's own: ",
@@ -61,14 +64,15 @@ def build(prefix: str = "/") -> DashBlueprint:
     )
     async def check_message(n_clicks):
         ws = ctx.websocket
-        text = await ws.get_prop("message", "value") or ""
-        if SUSPICIOUS.search(text):
+        # get_prop answers whatever the client sends: make it text, whatever it is.
+        message = text(await ws.get_prop("message", "value"))
+        if SUSPICIOUS.search(message):
             await ws.close(code=4001, reason="Policy violation")
             # Still running: clean up or record; the client hears nothing more.
-            violations.append(text)
-            log.warning("policy violation #%d: %r; connection closed", len(violations), text)
+            violations.append(message[:200])
+            log.warning("policy violation: %r; connection closed", message[:80])
             return no_update
-        return f"Echo: {text}"
+        return f"Echo: {message}"
 
     return app
 

@@ -45,11 +45,18 @@ class WebSocketConfig:
     """Largest inbound frame in bytes; larger closes with 1008."""
     max_batch: int = 100
     """Most messages in one inbound frame."""
+    max_bytes_per_second: int = 8 * 1024 * 1024
+    """Inbound bytes per second, weighted by nesting (:func:`quartdash.wire.protocol.parsed_size`)
+    with a burst of twice this or four frames; more is throttled (the server reads
+    slower), not closed."""
     max_messages_per_second: int = 200
     """Unsolicited inbound messages per second per connection (burst: twice this); more
     closes 4008. Answers to the server's own get_prop requests do not count."""
     max_concurrent_callbacks: int = 64
     """Callbacks running at once on one connection (persistent ones included)."""
+    max_sync_callbacks: int = 0
+    """Plain ``def`` callbacks of one connection in the thread pool at once, so one
+    connection cannot take every thread (0: a third of ``max_workers``, at least 1)."""
     max_renderers: int = 64
     """Tabs one connection may carry."""
     max_pending: int = 10_000
@@ -106,9 +113,17 @@ class WebSocketConfig:
         positive = ("max_workers", "max_message_size", "max_batch", "max_messages_per_second",
                     "max_concurrent_callbacks", "max_renderers", "max_pending",
                     "max_pending_bytes", "max_retained_bytes", "send_timeout",
+                    "max_bytes_per_second",
                     "heartbeat_interval")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"websocket_{name} must be positive, got {getattr(self, name)!r}")
         if self.inactivity_timeout < 0:
             raise ValueError("websocket_inactivity_timeout must be >= 0 (0 disables it)")
+        if self.max_sync_callbacks < 0:
+            raise ValueError("websocket_max_sync_callbacks must be >= 0 (0: automatic)")
+
+    @property
+    def sync_callback_slots(self) -> int:
+        """``max_sync_callbacks``, with 0 resolved."""
+        return self.max_sync_callbacks or max(1, self.max_workers // 3)

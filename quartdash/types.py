@@ -45,13 +45,9 @@ class Transport(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class CallbackSpec:
-    """What a session checks about a callback before it runs it."""
+    """What a session knows of a callback before it runs it."""
 
     callback_id: str
-    inputs: int
-    """How many ``Input`` entries a request must carry."""
-    state: int
-    """How many ``State`` entries."""
     websocket: bool
     """It may run over the WebSocket."""
 
@@ -73,6 +69,10 @@ class SessionApp(Protocol):
 
     def callback_spec(self, callback_id: str) -> CallbackSpec | None:
         """The callback ``callback_id`` names, or None when the app has none."""
+        ...
+
+    def request_problem(self, callback_id: str, payload: Mapping[str, Any]) -> str | None:
+        """Why a request does not fit its callback (inputs, state, outputs), or None."""
         ...
 
     def persistent_callback_ids(self) -> Sequence[str]:
@@ -148,6 +148,13 @@ class SessionPort(Protocol):
                   is_patch: bool) -> None:
         """``renderer``: the session's own record of the :class:`Tab`."""
         ...
+
+    def encode_prop(self, renderer: Any, component_id: str, prop: str, value: Any) -> bytes:
+        """The frame of one ``set_props`` value; safe to call from any thread."""
+        ...
+
+    def push_prop_frame(self, renderer: Any, component_id: str, prop: str, frame: bytes,
+                        is_patch: bool) -> None: ...
 
     async def get_prop(self, renderer: Any, component_id: str, prop: str,
                        timeout: float) -> Any: ...

@@ -429,3 +429,35 @@ def test_envelope_round_trip() -> None:
                                                                   "n": [1, 2]}
     with pytest.raises(envelope.EnvelopeError):
         envelope.decode(b"X{}")
+
+
+# --- retained state is bounded ------------------------------------------------------------
+
+
+async def test_retained_state_is_bounded_in_keys_channels_and_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Topic names and component ids may follow user input: what the memory
+    backend retains is capped per channel and per process, and expires."""
+    from quartdash.broadcast import memory
+
+    monkeypatch.setattr(memory, "RETAIN_KEYS", 3)
+    monkeypatch.setattr(memory, "RETAIN_CHANNELS", 5)
+    delivered: list[str] = []
+    backend = memory.MemoryBackend(lambda channel, env: delivered.append(channel),
+                                   lambda channel: None, lambda channel, state: None)
+
+    def update(component: str) -> envelope.PropsUpdate:
+        return envelope.PropsUpdate.of(component, {"children": component}, retain=True)
+
+    for i in range(10):  # one channel, ten components: the newest three stay
+        await backend.publish("room", update(f"c{i}"))
+    assert [key[0] for key in backend._state["room"]] == ["c7", "c8", "c9"]
+    for i in range(20):  # twenty channels: the five written last stay
+        await backend.publish(f"room-{i}", update("c"))
+    assert list(backend._state) == [f"room-{i}" for i in range(15, 20)]
+    monkeypatch.setattr(memory, "RETAIN_TTL", 0.0)
+    await asyncio.sleep(0.01)
+    await backend.publish("fresh", update("c"))  # a write sweeps what expired
+    assert list(backend._state) == ["fresh"]
+    assert backend.stats["retained_expired"] >= 20
+    assert len(delivered) == 31  # retention never stops delivery

@@ -16,6 +16,7 @@ Chromium, in tests/test_security.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -181,9 +182,9 @@ async def test_a_client_that_sends_but_never_reads_is_closed(tight_server: Any) 
     guard = await rc.Bystander.join(server)
     before = await baseline(server)
     raw = await asyncio.to_thread(rc.RawWebSocket.connect, server, rcvbuf=4096)
-    # Each frame earns an error reply; one that quoted the frame would queue
-    # 100 KB per reply for a client that never reads them.
-    garbage = json.dumps({"type": "g" * 100_000})
+    # 100 bad messages a frame, each earning an error reply it never reads;
+    # 150 frames a second stays under the flood limit (20,000 messages/s).
+    garbage = json.dumps([{"type": "garbage" * 5}] * 100)
 
     def attack() -> tuple[float, int]:
         started = checked = time.monotonic()
@@ -194,6 +195,7 @@ async def test_a_client_that_sends_but_never_reads_is_closed(tight_server: Any) 
             except OSError:  # the server closed on us
                 break
             sent += 1
+            time.sleep(1 / 150)
             if time.monotonic() - checked > 0.5:
                 checked = time.monotonic()
                 if rc.stats(server)["close_codes"].get("4009"):
@@ -406,3 +408,196 @@ async def test_app_run_gives_hypercorn_the_apps_message_limit(tmp_path: Any) -> 
     finally:
         proc.terminate()
         await asyncio.to_thread(proc.wait, 10)
+
+
+# --- a second review: what was still not bounded -----------------------------------------
+
+def nested(size: int) -> str:
+    """About ``size`` characters of ``[[[...]]]``: the most parse work per byte."""
+    depth = 200
+    one = "[" * depth + "]" * depth
+    return ",".join([one] * max(1, size // (len(one) + 1)))
+
+
+async def test_parse_work_per_second_is_throttled(server: Any, bystander: rc.Bystander) -> None:
+    """A frame's parse work is charged by size and nesting: a client sending
+    60 KB frames of nested lists (each weighing ~2 MB) is read at the
+    server's pace, not its own, and other sessions keep their latency."""
+    ws = await rc.open_ws(server)
+    frame = '{"type": "heartbeat", "pad": [' + nested(60_000) + "]}"
+    acks = 0
+
+    async def count() -> None:
+        nonlocal acks
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                acks += sum(1 for m in rc.split(await ws.recv()) if m["type"] == "heartbeat_ack")
+
+    reader = asyncio.create_task(count())
+    started = time.monotonic()
+    sending = asyncio.create_task(_send_for(ws, frame, seconds=3.0))
+    await asyncio.sleep(1.0)
+    echo_started = time.monotonic()
+    await bystander.check()
+    bystander_took = time.monotonic() - echo_started
+    await sending
+    elapsed = time.monotonic() - started
+    reader.cancel()
+    await asyncio.gather(reader, return_exceptions=True)
+    # 8 MiB/s of weighted bytes, a burst of 16 MiB: about 4 frames a second and
+    # 8 at once of these ~2 MB frames; unthrottled, it answers hundreds.
+    assert acks <= 8 + 5 * elapsed, (acks, elapsed)
+    assert bystander_took < 2.0, bystander_took
+    await ws.close()
+
+
+async def _send_for(ws: ClientConnection, frame: str, seconds: float) -> None:
+    """Send ``frame`` over and over for ``seconds`` (a send that blocks because
+    the server reads slowly is the throttle at work)."""
+    with contextlib.suppress(ConnectionClosed, TimeoutError):
+        async with asyncio.timeout(seconds):
+            while True:
+                await ws.send(frame)
+
+
+async def test_the_retained_budget_counts_parsed_memory(tight_server: Any) -> None:
+    """60 KB of nested lists is ~2 MB once parsed: over a 200 KB budget, though
+    its JSON is not."""
+    server = tight_server
+    ws = await rc.open_ws(server)
+    message = rc.click("slow-btn", "slow-out.children", renderer="r1", request_id="s1")
+    message["payload"]["changedPropIds"] = [nested(60_000)]
+    await rc.send(ws, message)
+    assert await rc.wait_closed(ws) == 4010
+
+
+async def test_a_closed_session_does_not_linger(serve_app_session: Any) -> None:
+    """After the server's close frame, a client that never answers it and
+    keeps sending loses the socket within CLOSE_TIMEOUT (5 s) in all."""
+    server = serve_app_session(APP, env={"REL_INACTIVITY_MS": "1000"})
+    raw = await asyncio.to_thread(rc.RawWebSocket.connect, server)
+
+    def keep_talking() -> float:
+        code, _ = raw.read_close(timeout=5)
+        assert code == 4001  # the inactivity close
+        closed_at = time.monotonic()
+        while time.monotonic() - closed_at < 15:
+            try:
+                raw.send_text('{"type": "heartbeat"}')
+                raw.sock.settimeout(0.5)
+                if raw.sock.recv(1 << 16) == b"":
+                    break
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+        return time.monotonic() - closed_at
+
+    try:
+        lasted = await asyncio.to_thread(keep_talking)
+    finally:
+        raw.close()
+    assert lasted < 8, f"the closed socket stayed open {lasted:.1f} s"
+
+
+async def test_one_connection_gets_a_share_of_the_thread_pool(server: Any) -> None:
+    """Eight blocking ``def`` callbacks from one connection hold at most a third
+    of the pool: another user's quick ``def`` callback does not wait for them."""
+    attacker = await rc.open_ws(server)
+    for i in range(8):
+        await rc.send(attacker, rc.click("blocking-btn", "blocking-out.children",
+                                         renderer="a", request_id=f"b{i}"))
+    await asyncio.sleep(0.3)  # the blocking callbacks have taken their threads
+    victim = await rc.open_ws(server)
+    started = time.monotonic()
+    await rc.send(victim, rc.click("quick-btn", "quick-out.children", request_id="q1"))
+    reply = await rc.recv_until(victim, rc.of_type("callback_response", "q1"))
+    took = time.monotonic() - started
+    assert reply["payload"]["status"] == "ok"
+    assert took < 0.7, f"a quick def callback waited {took:.2f} s for the pool"
+    await victim.close()
+    await attacker.close()
+
+
+async def test_only_the_asked_tab_answers_for_free(server: Any,
+                                                    bystander: rc.Bystander) -> None:
+    """An answer is free once, from the tab asked: copies, and answers from
+    another tab (which leave the question open), spend tokens like any message."""
+    ws = await rc.open_ws(server)
+    await rc.send(ws, rc.click("gp-btn", "gp-out.children", renderer="r1", request_id="g1"))
+    ask = await rc.recv_until(ws, rc.of_type("get_props_request"))
+    answer = {"type": "get_props_response", "rendererId": "other",
+              "requestId": ask["requestId"], "payload": {"value": "v"}}
+    with contextlib.suppress(ConnectionClosed):
+        for _ in range(25):  # 500 messages, burst 400
+            await rc.send(ws, [answer] * 20)
+    assert await rc.wait_closed(ws) == 4008
+
+
+WRONG_OUTPUTS: dict[str, Any] = {
+    "two outputs for one": [{"id": "echo-out", "property": "children"}] * 2,
+    "none": [],
+    "another property": {"id": "echo-out", "property": "style"},
+    "another component": {"id": "elsewhere", "property": "children"},
+    "a pattern id for a plain one": {"id": {"a": 1}, "property": "children"},
+    "missing": None,
+}
+
+
+@pytest.mark.parametrize("outputs", WRONG_OUTPUTS.values(), ids=WRONG_OUTPUTS.keys())
+async def test_outputs_that_do_not_fit_are_refused_before_the_callback_runs(
+        server: Any, outputs: Any) -> None:
+    before = (await rc.astats(server))["counters"].get("echo", 0)
+    ws = await rc.open_ws(server)
+    message = rc.echo("r1", "o1")
+    if outputs is None:
+        del message["payload"]["outputs"]
+    else:
+        message["payload"]["outputs"] = outputs
+    await rc.send(ws, message)
+    reply = await rc.recv_until(ws, rc.of_type("callback_response", "o1"))
+    assert reply["payload"]["code"] == "bad_message", reply
+    body = {k: v for k, v in message["payload"].items()}
+    response = await asyncio.to_thread(request, server, "POST", "/_dash-update-component",
+                                       json.dumps(body).encode())
+    assert response.status == 400, response.text
+    assert (await rc.astats(server))["counters"].get("echo", 0) == before  # never ran
+    await ws.close()
+
+
+async def test_no_op_messages_do_not_keep_a_session_alive(serve_app_session: Any) -> None:
+    server = serve_app_session(APP, env={"REL_INACTIVITY_MS": "1500"})
+    ws = await rc.open_ws(server)
+
+    async def leave_nothing() -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await rc.send(ws, {"type": "renderer_left", "rendererId": "nobody"})
+                await asyncio.sleep(0.3)
+
+    noise = asyncio.create_task(leave_nothing())
+    try:
+        assert await rc.wait_closed(ws, timeout=6) == 4001
+    finally:
+        noise.cancel()
+        await asyncio.gather(noise, return_exceptions=True)
+
+
+async def test_a_new_tab_pays_for_the_callbacks_it_starts(serve_app_session: Any) -> None:
+    """rel_app starts one persistent callback per tab: joining costs 2 tokens."""
+    server = serve_app_session(APP, env={"REL_MAX_MPS": "10", "REL_MAX_RENDERERS": "64"})
+    ws = await rc.open_ws(server)
+    await rc.send(ws, [rc.joined(f"t{i}") for i in range(15)])  # 30 tokens, burst 20
+    assert await rc.wait_closed(ws) == 4008
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"x"', b'{"n_clicks": 1, "extra": 2}',
+                                  b'{"wrong": 1}'])
+async def test_api_endpoints_answer_bad_bodies_with_400(serve_app_session: Any,
+                                                        body: bytes) -> None:
+    server = serve_app_session("tests.apps.compat_api:asgi", ready_path="/early/")
+    response = await asyncio.to_thread(request, server, "POST", "/late/api/half", body)
+    assert response.status == 400, response.text
+    good = await asyncio.to_thread(request, server, "POST", "/late/api/half",
+                                   b'{"n_clicks": 3}')
+    assert good.status == 200 and json.loads(good.body) == 1.5

@@ -273,7 +273,7 @@ async def test_set_props_refuses_props_that_run_markup(serve_app: Any, page: Pag
     await page.goto(server.url + "/")
     await page.click(button)
     await page.wait_for_function(
-        f"document.getElementById('code-done')?.textContent === '{transport} refused 5 of 5'")
+        f"document.getElementById('code-done')?.textContent === '{transport} refused 7 of 7'")
     await asyncio.sleep(0.5)  # an onerror, an iframe's script: would have run by now
     assert await page.evaluate("window.__pwned || null") is None
     assert dialogs == []
@@ -282,6 +282,7 @@ async def test_set_props_refuses_props_that_run_markup(serve_app: Any, page: Pag
     assert await page.inner_html("#code-div") == ""
     assert await page.query_selector("#code-div2 iframe, #code-div3 iframe") is None
     assert await page.query_selector("#code-md img") is None  # still rendered as text
+    assert await page.query_selector("#code-div4 img, #code-table img") is None
 
 
 @pytest.mark.browser

@@ -55,8 +55,12 @@ class FakeApp:
     def callback_spec(self, callback_id: str) -> CallbackSpec | None:
         if callback_id not in self.callbacks:
             return None
-        inputs = 0 if callback_id in self.persistent else 1
-        return CallbackSpec(callback_id, inputs, 0, self.websocket_only)
+        return CallbackSpec(callback_id, self.websocket_only)
+
+    def request_problem(self, callback_id: str, payload: Mapping[str, Any]) -> str | None:
+        want = 0 if callback_id in self.persistent else 1
+        got = len(payload.get("inputs", []))
+        return None if got == want else f"takes {want} inputs, the request has {got}"
 
     def persistent_callback_ids(self) -> Sequence[str]:
         return list(self.persistent)

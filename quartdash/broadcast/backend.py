@@ -15,10 +15,21 @@ from typing import Protocol
 
 from .envelope import Envelope
 
-__all__ = ["Backend", "Deliver", "OnRetained", "OnSubscribed", "Retained"]
+__all__ = ["RETAIN_CHANNELS", "RETAIN_KEYS", "RETAIN_TTL", "Backend", "Deliver",
+           "OnRetained", "OnSubscribed", "Retained"]
 
 Retained = dict[tuple[str, str], bytes]
 """Retained ``set_props`` state of one channel: (component id, prop) -> payload JSON."""
+
+# Retained state is bounded: topic names and component ids may follow user
+# input (rooms, documents), and nobody may be listening any more.
+RETAIN_TTL = 24 * 3600.0
+"""Seconds retained state outlives the last write to its channel."""
+RETAIN_KEYS = 1000
+"""Properties retained per channel; more forget the oldest written."""
+RETAIN_CHANNELS = 10_000
+"""Channels with retained state per process (memory backend); more forget the
+least recently written."""
 
 Deliver = Callable[[str, Envelope], None]
 OnSubscribed = Callable[[str], None]

@@ -10,21 +10,32 @@ from __future__ import annotations
 
 import asyncio
 
-from .backend import Deliver, OnRetained, OnSubscribed, Retained
+from .backend import (
+    RETAIN_CHANNELS,
+    RETAIN_KEYS,
+    RETAIN_TTL,
+    Deliver,
+    OnRetained,
+    OnSubscribed,
+    Retained,
+)
 from .envelope import Envelope, PropsUpdate
 
 __all__ = ["MemoryBackend", "apply_retained"]
 
 
-def apply_retained(state: Retained, update: PropsUpdate) -> None:
+def apply_retained(state: Retained, update: PropsUpdate, max_keys: int | None = None) -> None:
     """Fold one ``set_props`` into retained state: full values are kept, a
-    ``Patch`` or ``retain=False`` value forgets the key (what was kept is stale)."""
+    ``Patch`` or ``retain=False`` value forgets the key (what was kept is stale).
+    Past ``max_keys`` the oldest written key is forgotten."""
     for item in update.items:
         key = (update.component_id, item.prop)
+        state.pop(key, None)  # re-inserted last: dict order is write order
         if update.retain and not item.is_patch:
             state[key] = item.payload
-        else:
-            state.pop(key, None)
+    limit = RETAIN_KEYS if max_keys is None else max_keys
+    while len(state) > limit:
+        del state[next(iter(state))]
 
 
 class MemoryBackend:
@@ -37,9 +48,11 @@ class MemoryBackend:
         self._deliver = deliver
         self._on_subscribed = on_subscribed
         self._on_retained = on_retained
+        # Retained state by channel, least recently written first (see _expire).
         self._state: dict[str, Retained] = {}
+        self._written: dict[str, float] = {}
         self._leases: dict[str, tuple[str, float]] = {}
-        self.stats = {"published": 0, "dropped": 0, "reconnects": 0}
+        self.stats = {"published": 0, "dropped": 0, "reconnects": 0, "retained_expired": 0}
 
     @property
     def connected(self) -> bool:
@@ -50,9 +63,24 @@ class MemoryBackend:
 
     async def publish(self, channel: str, envelope: Envelope) -> None:
         if isinstance(envelope, PropsUpdate):
-            apply_retained(self._state.setdefault(channel, {}), envelope)
+            now = asyncio.get_running_loop().time()
+            state = self._state.pop(channel, None) or {}
+            apply_retained(state, envelope)
+            self._written.pop(channel, None)
+            if state:
+                self._state[channel], self._written[channel] = state, now
+            self._expire(now)
         self.stats["published"] += 1
         self._deliver(channel, envelope)
+
+    def _expire(self, now: float) -> None:
+        """Forget retained state past RETAIN_TTL or beyond RETAIN_CHANNELS."""
+        while self._state:
+            oldest = next(iter(self._state))
+            if len(self._state) <= RETAIN_CHANNELS and now - self._written[oldest] <= RETAIN_TTL:
+                return
+            del self._state[oldest], self._written[oldest]
+            self.stats["retained_expired"] += 1
 
     def want(self, channel: str) -> None:
         self._on_subscribed(channel)

@@ -44,7 +44,7 @@ except ModuleNotFoundError as _missing:
         name=_missing.name,
     ) from _missing
 
-from .backend import Deliver, OnRetained, OnSubscribed, Retained
+from .backend import RETAIN_TTL, Deliver, OnRetained, OnSubscribed, Retained
 from .envelope import Envelope, EnvelopeError, PropsUpdate, decode, encode
 
 log = logging.getLogger("quartdash.broadcast")
@@ -167,6 +167,7 @@ class RedisBackend:
         async with self._client.pipeline(transaction=False) as pipe:
             if keep:
                 pipe.hset(state_key, mapping=keep)  # type: ignore[arg-type]
+                pipe.expire(state_key, int(RETAIN_TTL))  # forgotten a day after the last write
             if forget:
                 pipe.hdel(state_key, *forget)
             pipe.publish(channel, data)

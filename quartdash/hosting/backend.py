@@ -31,7 +31,7 @@ from dash.fingerprint import check_fingerprint
 from quart import Blueprint, Quart, Response, g, has_request_context, jsonify, request
 from quart import redirect as quart_redirect
 from quart.helpers import send_from_directory
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from ..wire.guards import host_problem
@@ -345,8 +345,18 @@ class QuartdashServer(BaseDashServer[Any]):
             route = path if path.startswith("/") else f"/{path}"
 
             async def api_view(handler: Callable[..., Any] = handler) -> Response:
-                data = await request.get_json()
-                result = handler(**data) if data else handler()
+                data = await request.get_json(silent=True)
+                data = {} if data is None else data
+                # The body must name the handler's arguments: anything else is
+                # the client's error (400), not the handler's (500).
+                try:
+                    if not isinstance(data, dict):
+                        raise TypeError("not an object")
+                    inspect.signature(handler).bind(**data)
+                except TypeError:
+                    raise BadRequest("the body does not match this endpoint's "
+                                     "arguments") from None
+                result = handler(**data)
                 if inspect.isawaitable(result):
                     result = await result
                 return jsonify(result)

@@ -6,7 +6,7 @@ what was sent; only the callback's own failure is a 500.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
@@ -28,22 +28,33 @@ __all__ = ["CheckedProps", "make_dispatch_view", "parse_body"]
 
 class CheckedProps(dict[str, Any]):
     """``ctx.updated_props`` for an HTTP callback: each ``set_props`` is checked
-    by the app's :class:`~quartdash.hosting.sanitize.PropPolicy` as it is made."""
+    by the app's :class:`~quartdash.hosting.sanitize.PropPolicy` as it is made
+    (so a refused value raises in the callback) and again when Dash reads them
+    for the response (a value changed in between is checked as it is sent)."""
 
-    __slots__ = ("_policy",)
+    __slots__ = ("_policy", "_raw")
 
     def __init__(self, policy: PropPolicy) -> None:
         super().__init__()
         self._policy = policy
+        self._raw: dict[str, dict[str, Any]] = {}  # as set_props was given them
 
     def __setitem__(self, component_id: str, props: dict[str, Any]) -> None:
-        # Dash merges with the props set earlier: only the new values need a look.
-        before = self.get(component_id) or {}
-        check = self._policy.check
-        super().__setitem__(component_id, {
-            prop: value if before.get(prop) is value else check(component_id, prop, value)
-            for prop, value in props.items()
-        })
+        # Dash merges with the props set earlier (read back with .get): keep
+        # the values as first given (a trusted() wrapper included) for those.
+        stored = dict.get(self, component_id) or {}
+        raw = dict(self._raw.get(component_id, {}))
+        raw.update({prop: value for prop, value in props.items()
+                    if not (prop in stored and stored[prop] is value)})
+        self._raw[component_id] = raw
+        super().__setitem__(component_id, self._policy.check_all(component_id, raw))
+
+    def __getitem__(self, component_id: str) -> dict[str, Any]:
+        return self._policy.check_all(component_id, self._raw[component_id])
+
+    def __iter__(self) -> Iterator[str]:
+        # Overridden so that dict(self) reads each value through __getitem__.
+        return iter(list(dict.keys(self)))
 
 
 def parse_body(data: bytes) -> dict[str, Any]:
@@ -68,9 +79,8 @@ def make_dispatch_view(dash_app: dash.Dash, live: LiveApp) -> Callable[[], Await
         spec = dash_internals.callback_entry(dash_app, body["output"])
         if spec is None:
             raise BadRequest("unknown callback")
-        for key in ("inputs", "state"):
-            if len(body.get(key, [])) != len(spec.get(key, [])):
-                raise BadRequest(f"the request's {key} do not match the callback")
+        if dash_internals.request_problem(body["output"], spec, body) is not None:
+            raise BadRequest("the request does not match the callback")
         ctx = dash_internals.http_callback_context(dash_app, body)
         ctx.updated_props = CheckedProps(live.prop_policy)
         try:

@@ -18,7 +18,13 @@ from dash import _validate
 from dash._callback import GLOBAL_CALLBACK_MAP
 from dash._callback_context import context_value
 from dash._get_app import app_context
-from dash._utils import AttributeDict, get_caller_name, inputs_to_dict, stringify_id
+from dash._utils import (
+    AttributeDict,
+    get_caller_name,
+    inputs_to_dict,
+    split_callback_id,
+    stringify_id,
+)
 from dash.exceptions import DependencyException
 
 from .. import __version__
@@ -37,6 +43,7 @@ __all__ = [
     "http_callback_context",
     "js_path_served",
     "prepare_callback",
+    "request_problem",
     "set_current_app",
     "setup_server",
     "stringify_id",
@@ -132,6 +139,38 @@ def callback_entry(dash_app: dash.Dash, callback_id: str) -> dict[str, Any] | No
         dash_app._setup_server()
         entry = dash_app.callback_map.get(callback_id)
     return entry
+
+
+def request_problem(callback_id: str, entry: Mapping[str, Any],
+                    body: Mapping[str, Any]) -> str | None:
+    """Why a callback request does not fit its callback, or None.
+
+    Checked before the callback runs: how many inputs and state values, and
+    which outputs (each property, each plain id; a pattern-matching output
+    may stand for a list), the way Dash will read them.
+    """
+    for key in ("inputs", "state"):
+        want, got = len(entry.get(key, [])), len(body.get(key, []))
+        if got != want:
+            return f"takes {want} {key}, the request has {got}"
+    if entry.get("no_output"):
+        return None
+    wanted = split_callback_id(callback_id)
+    outputs = body.get("outputs")
+    if isinstance(wanted, dict):
+        wanted, outputs = [wanted], [outputs]
+    if not isinstance(outputs, list) or len(outputs) != len(wanted):
+        return f"has {len(wanted)} outputs, the request's do not match"
+    for spec, given in zip(wanted, outputs, strict=True):
+        pattern = spec["id"].startswith("{")
+        for item in given if pattern and isinstance(given, list) else [given]:
+            if not isinstance(item, dict) or item.get("property") != spec["property"]:
+                return "the request's outputs do not match"
+            if not pattern and item.get("id") != spec["id"]:
+                return "the request's outputs do not match"
+            if pattern and not isinstance(item.get("id"), dict):
+                return "the request's outputs do not match"
+    return None
 
 
 def hook_functions(dash_app: dash.Dash, name: str) -> list[Callable[..., Any]]:

@@ -30,7 +30,7 @@ from ..session import Session
 from ..types import CallbackSpec, Verdict
 from ..wire.protocol import CloseCode
 from . import dash_internals
-from .execute import run_callback
+from .execute import invoke, prepare_callback
 from .sanitize import PropPolicy
 
 __all__ = ["LiveApp", "SessionCounts", "close_all_sessions", "live_apps", "session_counts"]
@@ -64,6 +64,9 @@ class LiveApp:
         self.own_message_hooks: list[Hook] = []
         self.shutdown_grace = config.shutdown_grace
         self.prop_policy = PropPolicy(config.trusted_props)
+        # Per session: how many of its def callbacks may hold a pool thread.
+        self._slots: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary())
         live_apps.add(self)
 
     @property
@@ -82,8 +85,13 @@ class LiveApp:
         entry = dash_internals.callback_entry(self.dash, callback_id)
         if entry is None:
             return None
-        return CallbackSpec(callback_id, len(entry.get("inputs", [])),
-                            len(entry.get("state", [])), bool(entry.get("websocket")))
+        return CallbackSpec(callback_id, bool(entry.get("websocket")))
+
+    def request_problem(self, callback_id: str, payload: Mapping[str, Any]) -> str | None:
+        entry = dash_internals.callback_entry(self.dash, callback_id)
+        if entry is None:
+            return "no such callback"
+        return dash_internals.request_problem(callback_id, entry, payload)
 
     def persistent_callback_ids(self) -> Sequence[str]:
         return [spec["output"] for spec in dash_internals.callback_list(self.dash)
@@ -95,10 +103,22 @@ class LiveApp:
             payload, handle=handle, response=self.dash.backend.response_adapter(),
             connection=connection)
         try:
-            data = await run_callback(self.dash, payload, ctx, self.executor)
+            call, is_async = prepare_callback(self.dash, payload, ctx)
+            if is_async:
+                data = await invoke(call, True, self.executor)
+            else:
+                # A connection gets a share of the thread pool, not all of it.
+                async with self._sync_slots(handle.session):
+                    data = await invoke(call, False, self.executor)
         except (PreventUpdate, WebsocketDisconnected):
             return None
         return data.encode() if isinstance(data, str) else data
+
+    def _sync_slots(self, session: Any) -> asyncio.Semaphore:
+        slots = self._slots.get(session)
+        if slots is None:
+            slots = self._slots[session] = asyncio.Semaphore(self.config.sync_callback_slots)
+        return slots
 
     def failure_message(self, error: Exception) -> str:
         if self.debug:

@@ -2,18 +2,22 @@
 
 The renderer shows text as text and already neutralises ``javascript:``
 links in the props it knows (docs/security.md). What it does *not* guard are
-props whose whole purpose is to run markup, and those reach the page as
-soon as a callback pushes them, whatever component they land on:
+props whose whole purpose is to run markup or code, and those reach the
+page as soon as a callback pushes them, whatever component they land on:
 
-* ``dangerouslySetInnerHTML`` (every ``dash.html`` component passes it to
-  React), ``srcDoc`` (``html.Iframe``: a same-origin document), and
-  ``dangerously_allow_html`` (``dcc.Markdown`` then renders raw HTML);
+* any prop whose name starts with ``dangerously`` (``dangerouslySetInnerHTML``,
+  which every ``dash.html`` component passes to React; ``dcc.Markdown``'s
+  ``dangerously_allow_html``; AG Grid's ``dangerously_allow_code``), ``srcDoc``
+  (``html.Iframe``: a same-origin document), and a ``markdown_options`` that
+  turns HTML on (``dash_table.DataTable``);
 * URL props (``href``, ``src``, ``action``, ``formAction``, ``data``...)
-  holding a ``javascript:``, ``vbscript:`` or ``data:text/html`` URL, checked
+  holding a ``javascript:``, ``vbscript:`` or non-image ``data:`` URL, checked
   the way a browser reads a URL (case, spaces, tabs and newlines ignored);
-* the same, inside a component pushed as a value (``children`` that is a
-  component dict or a ``dash`` component): a value from another user can
-  become markup where the app meant text.
+* the same inside a pushed value: in a component object at any depth, and
+  in what a ``Patch`` writes (a prop by name, or a whole ``props`` dict);
+* a component given as a plain dict (``{"type", "namespace", "props"}``): a
+  value from another user would become markup where the app meant text.
+  Build components with their classes; those are checked as above.
 
 :class:`PropPolicy` checks a ``set_props`` before anything is sent and
 raises :class:`UnsafePropError` in the callback that tried. An app opts in
@@ -34,12 +38,17 @@ from dash.development.base_component import Component
 __all__ = ["PropPolicy", "Trusted", "UnsafePropError", "text", "trusted"]
 
 # Compared in lower case: HTML attribute names are case-insensitive.
-CODE_PROPS: Final = frozenset({"dangerouslysetinnerhtml", "srcdoc", "dangerously_allow_html"})
+CODE_PROP_PREFIX: Final = "dangerously"
+CODE_PROPS: Final = frozenset({"srcdoc"})
 URL_PROPS: Final = frozenset({"href", "src", "action", "formaction", "data", "xlinkhref",
                               "poster", "background", "codebase", "cite"})
-SCRIPT_SCHEMES: Final = ("javascript:", "vbscript:", "data:text/html")
+SCRIPT_SCHEMES: Final = ("javascript:", "vbscript:")
+# data: URLs render as documents (HTML, SVG, XML can script) unless they are plain images.
+SAFE_DATA_URLS: Final = tuple(f"data:image/{kind}" for kind in
+                              ("png", "jpeg", "jpg", "gif", "webp", "bmp", "avif", "x-icon"))
 # What a browser drops from a URL before it reads the scheme.
 _URL_NOISE: Final = {ord(c): None for c in "\t\n\r"}
+_URL_LEAD: Final = "".join(map(chr, range(0x21)))
 _SCALARS: Final = (str, int, float, bool, type(None))
 
 
@@ -83,12 +92,20 @@ def text(value: Any) -> str:
 
 
 def script_url(value: Any) -> bool:
-    """True for a string a browser would run as script when used as a URL."""
+    """True for a string a browser would run as script (or as a document) as a URL."""
     if not isinstance(value, str):
         return False
     # Leading C0 controls and spaces are stripped, tabs/newlines anywhere.
-    url = value.translate(_URL_NOISE).lstrip("".join(map(chr, range(0x21)))).lower()
+    url = value.translate(_URL_NOISE).lstrip(_URL_LEAD).lower()
+    if url.startswith("data:"):
+        return not url.startswith(SAFE_DATA_URLS)
     return url.startswith(SCRIPT_SCHEMES)
+
+
+def code_prop(name: str) -> bool:
+    """A prop whose purpose is to run markup or code."""
+    lowered = name.lower()
+    return lowered.startswith(CODE_PROP_PREFIX) or lowered in CODE_PROPS
 
 
 class PropPolicy:
@@ -127,41 +144,81 @@ class PropPolicy:
 def _prop_problem(prop: Any, value: Any) -> str | None:
     if not isinstance(prop, str):
         return None
+    if isinstance(value, Trusted):
+        return None
+    if code_prop(prop):
+        return f"{prop!r} renders markup or runs code"
     name = prop.lower()
-    if name in CODE_PROPS:
-        return f"{prop!r} renders markup"
     if name in URL_PROPS and script_url(value):
         return f"{prop!r} holds a script URL"
+    if name == "markdown_options" and isinstance(value, dict) and value.get("html"):
+        return "markdown_options turns raw HTML on"
     return None
 
 
+def _props_problem(props: Any, where: str) -> str | None:
+    if not isinstance(props, dict):
+        return None
+    for prop, inner in props.items():
+        problem = _prop_problem(prop, inner)
+        if problem is not None:
+            return f"{where}: {problem}"
+    return None
+
+
+def _patch_problem(operation: Any) -> tuple[str | None, Any]:
+    """What one Patch operation writes: a problem, and the value to look into."""
+    if not isinstance(operation, dict):
+        return None, None
+    location = operation.get("location") or []
+    params = operation.get("params") or {}
+    value = params.get("value") if isinstance(params, dict) else None
+    for key in location:
+        if isinstance(key, str) and code_prop(key):
+            return f"a Patch writes {key!r}", None
+    last = location[-1] if location else None
+    if isinstance(last, str):
+        if last == "props":  # a whole props dict assigned or merged into a component
+            problem = _props_problem(value, "a Patch writes component props")
+            if problem is not None:
+                return problem, None
+        else:
+            problem = _prop_problem(last, value)
+            if problem is not None:
+                return f"a Patch writes {problem}", None
+    return None, value
+
+
 def _value_problem(value: Any) -> str | None:
-    """Look for components (dicts or objects) inside ``value`` whose props run code."""
+    """Look for code-running props inside ``value``, the way the encoder will
+    see it (components, patches, anything with ``to_plotly_json`` or ``tolist``)."""
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, _SCALARS):
+        if isinstance(item, _SCALARS) or isinstance(item, Trusted):
             continue
-        if isinstance(item, Trusted):
-            continue  # vouched for, wherever it sits
         if isinstance(item, Component):
-            item = item.to_plotly_json()
+            encoded = item.to_plotly_json()
+            props = encoded.get("props") or {}
+            problem = _props_problem(props, f"a {encoded.get('type')} component inside it")
+            if problem is not None:
+                return problem
+            stack.extend(props.values())
         elif isinstance(item, Patch):
-            item = item.to_plotly_json()
-            for operation in item.get("operations", ()):
-                for key in operation.get("location", ()):
-                    if isinstance(key, str) and key.lower() in CODE_PROPS:
-                        return f"a Patch writes {key!r}"
-        if isinstance(item, dict):
-            props = item.get("props")
-            if isinstance(props, dict) and "type" in item and "namespace" in item:
-                for prop, inner in props.items():
-                    if isinstance(inner, Trusted):
-                        continue
-                    problem = _prop_problem(prop, inner)
-                    if problem is not None:
-                        return f"a {item.get('type')} component inside it: {problem}"
+            for operation in item.to_plotly_json().get("operations", ()):
+                problem, written = _patch_problem(operation)
+                if problem is not None:
+                    return problem
+                stack.append(written)
+        elif isinstance(item, dict):
+            if "type" in item and "namespace" in item and "props" in item:
+                return ("a component given as a plain dict (build it with its component "
+                        "class, or wrap it in quartdash.trusted())")
             stack.extend(item.values())
-        elif isinstance(item, (list, tuple)):
+        elif isinstance(item, (list, tuple, set, frozenset)):
             stack.extend(item)
+        elif hasattr(item, "to_plotly_json"):
+            stack.append(item.to_plotly_json())
+        elif hasattr(item, "tolist"):  # numpy arrays (object arrays may hold anything)
+            stack.append(item.tolist())
     return None

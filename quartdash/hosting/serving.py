@@ -113,6 +113,9 @@ def run(app: Quart, *, host: str = "127.0.0.1", port: int = 8050, debug: bool = 
     # hypercorn assembles a whole message before the app sees it: make its own
     # limit the apps' so an oversized message stops there (docs/security.md).
     hyper.websocket_max_message_size = websocket_message_limit()
+    # Events hypercorn queues per connection for the app (10 by default): with
+    # Quart's queue of 4 (websocket_route.RECEIVE_QUEUE) at most 8 unread messages.
+    hyper.max_app_queue_size = 4
     hyper.accesslog = "-" if debug else None
     for key, value in config.items():
         setattr(hyper, key, value)

@@ -77,10 +77,13 @@ class WebSocketHandle:
         value, is_patch = session.prepare_prop(component_id, prop_name, value)
         if threading.get_ident() == session.thread_id:
             session.push_prop(self._renderer, component_id, prop_name, value, is_patch)
-        else:  # a sync callback's worker thread
+        else:
+            # A sync callback's worker thread: encoded here, now, so the value
+            # sent is the value checked (the callback may change it after).
+            frame = session.encode_prop(self._renderer, component_id, prop_name, value)
             session.loop.call_soon_threadsafe(
-                session.push_prop, self._renderer, component_id, prop_name, value, is_patch
-            )
+                session.push_prop_frame, self._renderer, component_id, prop_name, frame,
+                is_patch)
 
     async def set_prop(
         self, component_id: str | dict[str, Any], prop_name: str, value: Any

@@ -40,10 +40,11 @@ class PropReads:
     def forget(self, request_id: str) -> None:
         self.pending.pop(request_id, None)
 
-    def solicited(self, request_id: str | None) -> bool:
-        """An answer we asked for and have not had yet."""
+    def solicited(self, request_id: str | None, renderer_id: str) -> bool:
+        """An answer we asked ``renderer_id`` for and have not had yet."""
         pending = self.pending.get(request_id or "")
-        return pending is not None and not pending[0].done()
+        return (pending is not None and not pending[0].done()
+                and pending[1].id == renderer_id)
 
     def resolve(self, renderer: Renderer, request_id: str | None, payload: Any) -> bool:
         """Answer a question; False when ``renderer`` was not asked ``request_id``."""

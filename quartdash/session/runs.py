@@ -21,11 +21,16 @@ from ..config import WebSocketConfig
 from ..types import SessionApp
 from ..wire import protocol
 from ..wire.protocol import ErrorCode, Message, ProtocolError, clip
+from ..wire.rules import TokenBucket
 from .records import RECORD_BYTES, Renderer, Run
 
 __all__ = ["RunContext", "Runs"]
 
 log = logging.getLogger("quartdash.session")
+
+# Tracebacks of failing callbacks logged per session: LOG_RATE a second, LOG_BURST at once.
+LOG_RATE = 1.0
+LOG_BURST = 5.0
 
 _EMPTY_REQUEST: dict[str, list[Any]] = {
     "outputs": [], "inputs": [], "state": [], "changedPropIds": []}
@@ -60,13 +65,17 @@ class RunContext(Protocol):
 class Runs:
     """Every callback task of one session, keyed by request id (or a made-up one)."""
 
-    __slots__ = ("_ids", "_persistent_ids", "_session", "by_key")
+    __slots__ = ("_ids", "_log_budget", "_persistent_ids", "_session", "by_key",
+                 "unlogged_failures")
 
     def __init__(self, session: RunContext) -> None:
         self._session = session
         self._persistent_ids = list(session.app.persistent_callback_ids())
         self._ids = itertools.count(1)
         self.by_key: dict[str, Run] = {}
+        # Tracebacks a client can provoke are logged at a bounded rate.
+        self._log_budget = TokenBucket(LOG_RATE, LOG_BURST, asyncio.get_running_loop().time())
+        self.unlogged_failures = 0
 
     def __len__(self) -> int:
         return len(self.by_key)
@@ -84,53 +93,58 @@ class Runs:
         for callback_id in self._persistent_ids:
             self._start_persistent(renderer, callback_id, [])
 
-    def start_request(self, renderer: Renderer, message: Message) -> None:
-        """A ``callback_request``: checked against the app, then run (or refused)."""
+    @property
+    def persistent_count(self) -> int:
+        """How many persistent callbacks each new tab starts."""
+        return len(self._persistent_ids)
+
+    def start_request(self, renderer: Renderer, message: Message) -> bool:
+        """A ``callback_request``: checked against the app, then run (True) or
+        refused (False)."""
         session = self._session
         request_id = message.request_id
         assert request_id is not None
         payload = message.payload
         callback_id = payload["output"]
 
-        def refuse(code: ErrorCode, why: str) -> None:
+        def refuse(code: ErrorCode, why: str) -> bool:
             session.push(protocol.callback_error_frame(renderer.id, request_id, why, code))
+            return False
 
         if request_id in self.by_key:
             session.send_error(ProtocolError(ErrorCode.DUPLICATE_REQUEST,
                                              "this request is already running",
                                              renderer_id=renderer.id, request_id=request_id))
-            return
+            return False
         spec = session.app.callback_spec(callback_id)
         if spec is None:
-            refuse(ErrorCode.UNKNOWN_CALLBACK, f"no callback {clip(callback_id)} in this app")
-            return
+            return refuse(ErrorCode.UNKNOWN_CALLBACK,
+                          f"no callback {clip(callback_id)} in this app")
         if not (session.config.enabled or spec.websocket):
-            refuse(ErrorCode.NOT_WEBSOCKET,
-                   f"callback {clip(callback_id)} is not WebSocket-enabled: pass "
-                   "websocket=True to the callback or websocket_callbacks=True to the app")
-            return
-        for key, want in (("inputs", spec.inputs), ("state", spec.state)):
-            got = len(payload.get(key, []))
-            if got != want:
-                refuse(ErrorCode.BAD_MESSAGE,
-                       f"callback {clip(callback_id)} takes {want} {key}, the request has {got}")
-                return
+            return refuse(ErrorCode.NOT_WEBSOCKET,
+                          f"callback {clip(callback_id)} is not WebSocket-enabled: pass "
+                          "websocket=True to the callback or websocket_callbacks=True to the app")
+        # Checked before the callback runs: a request that does not fit its
+        # callback is the client's error, not a callback failure.
+        problem = session.app.request_problem(callback_id, payload)
+        if problem is not None:
+            return refuse(ErrorCode.BAD_MESSAGE, f"callback {clip(callback_id)}: {problem}")
         if callback_id in self._persistent_ids:
             running = renderer.persistent.get(callback_id)
             if running is not None:
                 self._rerequest(running, request_id)  # no second instance
-            else:
-                self._start_persistent(renderer, callback_id, [request_id], payload,
-                                       message.size)
-            return
+                return False
+            return self._start_persistent(renderer, callback_id, [request_id], payload,
+                                          message.size)
         limit = session.config.max_concurrent_callbacks
         if len(self.by_key) >= limit:
-            refuse(ErrorCode.TOO_MANY_CALLBACKS,
-                   f"more than {limit} callbacks running on this connection")
-            return
+            return refuse(ErrorCode.TOO_MANY_CALLBACKS,
+                          f"more than {limit} callbacks running on this connection")
         run = Run(renderer, callback_id, False, [request_id])
-        if self._charge(run, message.size):
-            self._launch(run, request_id, payload)
+        if not self._charge(run, message.size):
+            return False
+        self._launch(run, request_id, payload)
+        return True
 
     def _charge(self, run: Run, payload_size: int) -> bool:
         size = RECORD_BYTES + payload_size + sum(len(r) for r in run.request_ids)
@@ -158,17 +172,19 @@ class Runs:
         self.by_key[request_id] = run
 
     def _start_persistent(self, renderer: Renderer, callback_id: str, request_ids: list[str],
-                          payload: dict[str, Any] | None = None, payload_size: int = 0) -> None:
+                          payload: dict[str, Any] | None = None, payload_size: int = 0) -> bool:
         if len(self.by_key) >= self._session.config.max_concurrent_callbacks:
-            log.warning("persistent callback %s not started: connection at its callback limit",
-                        callback_id)
-            return
+            if self._log_budget.take(asyncio.get_running_loop().time()):
+                log.warning("persistent callback %s not started: connection at its "
+                            "callback limit", callback_id)
+            return False
         run = Run(renderer, callback_id, True, request_ids)
         if not self._charge(run, payload_size):
-            return
+            return False
         renderer.persistent[callback_id] = run
         key = request_ids[0] if request_ids else f"persistent-{next(self._ids)}"
         self._launch(run, key, payload or {"output": callback_id, **_EMPTY_REQUEST})
+        return True
 
     def _launch(self, run: Run, key: str, payload: dict[str, Any]) -> None:
         self.by_key[key] = run
@@ -199,7 +215,10 @@ class Runs:
                 status = "ok"
                 frame_for = lambda rid: protocol.callback_ok_frame(renderer.id, rid, data)  # noqa: E731
         except Exception as error:
-            log.error("WebSocket callback %s failed", run.callback_id, exc_info=error)
+            if self._log_budget.take(loop.time()):
+                log.error("WebSocket callback %s failed", run.callback_id, exc_info=error)
+            else:
+                self.unlogged_failures += 1
             message = app.failure_message(error)
             frame_for = lambda rid: protocol.callback_error_frame(renderer.id, rid, message)  # noqa: E731
             signals.emit(signals.callback_failed, app, session=session,

@@ -100,6 +100,10 @@ class Session:
         now = self.loop.time()
         rate = float(self.config.max_messages_per_second)
         self._flood = TokenBucket(rate, rate * 2, now)
+        # Parse work: bytes weighted by nesting. Over it the session reads slower.
+        byte_rate = float(self.config.max_bytes_per_second)
+        self._volume = TokenBucket(byte_rate, max(2 * byte_rate,
+                                                  4.0 * self.config.max_message_size), now)
         self._idle = Inactivity(self.config.inactivity_timeout / 1000, now)
         self._idle_timer: asyncio.TimerHandle | None = None
         # What the connection keeps of the client's data: ids, running requests.
@@ -175,8 +179,8 @@ class Session:
     async def _linger(self, transport: Transport) -> None:
         """After our close frame, read and drop what the client still sends.
 
-        Returns once the client has been silent for ``CLOSE_TIMEOUT``; a client
-        that answers the close (or drops) makes the server cancel us first.
+        Returns after ``CLOSE_TIMEOUT`` at most; a client that answers the close
+        (or drops) makes the server cancel us first.
         Leaving earlier is a leak: hypercorn hands frames that arrive after the
         app ended to a bounded queue nobody reads, and its connection then hangs
         for good (a flooding client would pin one socket per attempt).
@@ -186,12 +190,14 @@ class Session:
         await close.sent.wait()
         if not close.delivered:
             return  # a client that does not read cannot answer it either
-        while True:
-            try:
-                async with asyncio.timeout(CLOSE_TIMEOUT):
+        # One deadline for the whole linger, not per frame: a client that keeps
+        # sending and never answers the close must not keep the socket.
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                while True:
                     await transport.receive()
-            except TimeoutError:
-                return
+        except TimeoutError:
+            return
 
     def request_close(self, code: int, reason: str) -> None:
         """Close the connection soon, from any task on the loop."""
@@ -259,17 +265,19 @@ class Session:
         if size > limit:
             self.request_close(CloseCode.MESSAGE_TOO_BIG, f"frame of {size} bytes exceeds {limit}")
             return
+        # Parse work is bounded per second: past it, wait (and so read no more
+        # from this socket meanwhile) instead of parsing at the client's pace.
+        delay = self._volume.borrow(now, protocol.parsed_size(data))
+        if delay > 0:
+            await asyncio.sleep(delay)
+            now = self.loop.time()
         try:
             messages, errors = protocol.parse_frame(data, max_batch=self.config.max_batch)
         except ProtocolError as error:
             if self._spend(now, 1):
                 self.send_error(error)
             return
-        # Every message spends a token, valid or not, before anything is
-        # answered. The one exception is the answer to a get_prop we asked:
-        # our request granted it, and it can be given once.
-        cost = len(errors) + sum(1 for m in messages if not self._solicited(m))
-        if not self._spend(now, cost):
+        if not self._spend(now, self._cost(messages, errors)):
             return
         for problem in errors:
             self.send_error(problem)
@@ -279,9 +287,20 @@ class Session:
                 return
             self.dispatch(message)
 
-    def _solicited(self, message: Message) -> bool:
-        return message.type == protocol.GET_PROPS_RESPONSE and self.reads.solicited(
-            message.request_id)
+    def _cost(self, messages: list[Message], errors: list[ProtocolError]) -> int:
+        """Tokens a frame spends: one a message, valid or not, before anything is
+        answered. The exception is the answer to a get_prop we asked: our request
+        granted it, once, to the tab we asked."""
+        cost = len(errors)
+        free: set[str] = set()
+        for message in messages:
+            answer = message.type == protocol.GET_PROPS_RESPONSE and message.request_id
+            if answer and answer not in free and self.reads.solicited(answer,
+                                                                      message.renderer_id):
+                free.add(answer)
+            else:
+                cost += 1
+        return cost
 
     def _spend(self, now: float, tokens: int) -> bool:
         if tokens == 0 or self._flood.take(now, tokens):
@@ -312,22 +331,30 @@ class Session:
             # Not activity: a client that only says it is alive is idle.
             self.push(protocol.HEARTBEAT_ACK_FRAME, activity=False)
             return
-        self._idle.touch(self.loop.time())
+        # Only a message that acted is activity: a no-op (leaving a tab that
+        # is not there, an unknown answer) keeps nobody's session alive.
+        acted = False
         if kind == protocol.RENDERER_LEFT:
-            self.renderer_left(message.renderer_id)
-            return
-        renderer = self.renderer(message.renderer_id)
-        if renderer is None:
-            return
-        if kind == protocol.CALLBACK_REQUEST:
-            self.runs.start_request(renderer, message)
-        elif kind == protocol.GET_PROPS_RESPONSE:
-            if not self.reads.resolve(renderer, message.request_id, message.payload):
-                self.send_error(ProtocolError(
-                    ErrorCode.UNKNOWN_REQUEST,
-                    "no get_props request of this id is waiting for an answer",
-                    renderer_id=renderer.id, request_id=message.request_id))
-        # RENDERER_JOINED: first contact already handled by self.renderer()
+            acted = self.renderer_left(message.renderer_id)
+        else:
+            known = message.renderer_id in self.renderers
+            renderer = self.renderer(message.renderer_id)
+            if renderer is None:
+                return
+            acted = not known
+            if kind == protocol.CALLBACK_REQUEST:
+                acted = self.runs.start_request(renderer, message) or acted
+            elif kind == protocol.GET_PROPS_RESPONSE:
+                if self.reads.resolve(renderer, message.request_id, message.payload):
+                    acted = True
+                else:
+                    self.send_error(ProtocolError(
+                        ErrorCode.UNKNOWN_REQUEST,
+                        "no get_props request of this id is waiting for an answer",
+                        renderer_id=renderer.id, request_id=message.request_id))
+            # RENDERER_JOINED: first contact already handled by self.renderer()
+        if acted:
+            self._idle.touch(self.loop.time())
 
     # -- tabs ----------------------------------------------------------------------------
 
@@ -342,6 +369,10 @@ class Session:
                                           f"more than {limit} tabs on one connection",
                                           renderer_id=renderer_id))
             return None
+        # A new tab starts every persistent callback: it costs a token each.
+        starts = self.runs.persistent_count
+        if starts and not self._spend(self.loop.time(), starts):
+            return None
         if not self.retain(RECORD_BYTES + len(renderer_id)):
             return None
         renderer = self.renderers[renderer_id] = Renderer(renderer_id)
@@ -349,10 +380,11 @@ class Session:
         self.runs.tab_joined(renderer)
         return renderer
 
-    def renderer_left(self, renderer_id: str) -> None:
+    def renderer_left(self, renderer_id: str) -> bool:
+        """A tab went away: its callbacks end. False when there was no such tab."""
         renderer = self.renderers.pop(renderer_id, None)
         if renderer is None:
-            return
+            return False
         self.release(RECORD_BYTES + len(renderer_id))
         renderer.left = True
         cancel_event_triggered(list(renderer.runs))
@@ -360,6 +392,7 @@ class Session:
         signals.emit(signals.renderer_left, self.app, session=self, renderer_id=renderer_id)
         if renderer.runs:
             self._in_background(end_runs(list(renderer.runs), self.config.shutdown_grace))
+        return True
 
     def handle_for(self, renderer: Renderer) -> WebSocketHandle:
         """``ctx.websocket`` for a callback run for ``renderer``."""
@@ -400,12 +433,24 @@ class Session:
     def prepare_prop(self, component_id: str, prop: str, value: Any) -> tuple[Any, bool]:
         return self.app.prepare_prop(component_id, prop, value)
 
+    def encode_prop(self, renderer: Renderer, component_id: str, prop: str,
+                    value: Any) -> bytes:
+        """The ``set_props`` frame of one value for a tab (thread-safe)."""
+        return protocol.set_props_frame(renderer.id, component_id, {prop: value})
+
     def push_prop(self, renderer: Renderer, component_id: str, prop: str, value: Any,
                   is_patch: bool) -> None:
         """Queue one ``set_props`` value for a tab (coalesced with older ones)."""
         if self.closed or renderer.left:
             return
-        frame = protocol.set_props_frame(renderer.id, component_id, {prop: value})
+        self.push_prop_frame(renderer, component_id, prop,
+                             self.encode_prop(renderer, component_id, prop, value), is_patch)
+
+    def push_prop_frame(self, renderer: Renderer, component_id: str, prop: str, frame: bytes,
+                        is_patch: bool) -> None:
+        """Queue a ready ``set_props`` frame (:meth:`encode_prop`) for a tab."""
+        if self.closed or renderer.left:
+            return
         self.props_pushed += 1
         self._idle.touch(self.loop.time())
         try:

@@ -101,7 +101,8 @@ class Message:
     payload: Any = None
     raw: dict[str, Any] | None = None
     size: int = 0
-    """About the bytes its JSON took (``callback_request`` only): what keeping it costs."""
+    """About the memory it takes once parsed (``callback_request`` only, see
+    :func:`parsed_size`): what keeping it costs."""
 
 
 # --- parsing ----------------------------------------------------------------
@@ -113,6 +114,17 @@ def clip(value: Any) -> str:
     if len(text) > ECHO_LIMIT:
         text = text[:ECHO_LIMIT] + "..."
     return repr(text)
+
+
+def parsed_size(data: str | bytes) -> int:
+    """About the memory ``data`` (JSON) takes once parsed: nested containers
+    cost far more than their two characters (a list is ~64 bytes, each item
+    ~24 more), so ``[[[[...]]]]`` is charged ~32 times its length."""
+    if isinstance(data, str):
+        containers, items = data.count("[") + data.count("{"), data.count(",")
+    else:
+        containers, items = data.count(b"[") + data.count(b"{"), data.count(b",")
+    return len(data) + 64 * containers + 24 * items
 
 
 def utf8_size(data: str | bytes, limit: int) -> int:
@@ -163,8 +175,8 @@ def parse_frame(data: str | bytes, *, max_batch: int) -> tuple[list[Message], li
             continue
         if message.type == CALLBACK_REQUEST:
             # A request is kept while its callback runs: measure it once here.
-            size = len(data) if len(items) == 1 else len(orjson.dumps(item))
-            message = dataclasses.replace(message, size=size)
+            text = data if len(items) == 1 else orjson.dumps(item)
+            message = dataclasses.replace(message, size=parsed_size(text))
         messages.append(message)
     return messages, errors
 

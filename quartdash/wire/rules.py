@@ -25,14 +25,24 @@ class TokenBucket:
         self._tokens = burst
         self._at = now
 
-    def take(self, now: float, count: int = 1) -> bool:
+    def take(self, now: float, count: float = 1) -> bool:
         """Spend ``count`` tokens; False (nothing spent) when there are not enough."""
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-        self._at = now
+        self._refill(now)
         if self._tokens < count:
             return False
         self._tokens -= count
         return True
+
+    def borrow(self, now: float, count: float) -> float:
+        """Spend ``count`` tokens even if that leaves a debt; return the seconds
+        until the debt is paid back (0 when there was enough): a throttle."""
+        self._refill(now)
+        self._tokens -= count
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
 
 
 class Inactivity:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import time
 from collections import Counter
 from typing import Any
 
@@ -105,7 +106,26 @@ app.layout = html.Div([
     html.Div(id="big-out"),
     html.Div(id="tick", children="0"),
     html.Div(id="renderer"),
+    html.Button("blocking", id="blocking-btn"),
+    html.Div(id="blocking-out"),
+    html.Button("quick", id="quick-btn"),
+    html.Div(id="quick-out"),
 ])
+
+
+@app.callback(Output("blocking-out", "children"), Input("blocking-btn", "n_clicks"),
+              prevent_initial_call=True, websocket=True)
+def blocking(n_clicks: int) -> str:
+    """A plain def callback that holds a pool thread for a second."""
+    time.sleep(1.0)
+    return "blocked"
+
+
+@app.callback(Output("quick-out", "children"), Input("quick-btn", "n_clicks"),
+              prevent_initial_call=True, websocket=True)
+def quick(n_clicks: int) -> str:
+    """A plain def callback that needs a pool thread only for a moment."""
+    return f"quick {n_clicks}"
 
 
 @app.callback(Output("echo-out", "children"), Input("echo-btn", "n_clicks"),

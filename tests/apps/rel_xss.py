@@ -15,7 +15,7 @@ carrying one, Markdown's raw-HTML switch): quartdash refuses each with
 
 from __future__ import annotations
 
-from dash import Input, Output, dcc, html, set_props
+from dash import Input, Output, Patch, dash_table, dcc, html, set_props
 
 from quartdash import Dash, UnsafePropError, text, trusted
 
@@ -33,6 +33,13 @@ PAYLOADS: dict[str, tuple[str, dict[str, object]]] = {
     "form-action": ("form-btn", {"formAction": "javascript:" + JS.format(tag="form-action")}),
 }
 
+def _assign_props(props: dict[str, object]) -> Patch:
+    """A Patch replacing the props of the component a Div holds as children."""
+    patch = Patch()
+    patch["props"] = props
+    return patch
+
+
 EVIL_FRAME = "<script>parent." + JS.format(tag="srcdoc") + "</script>"
 CODE_PAYLOADS: list[tuple[str, dict[str, object]]] = [
     ("code-div", {"dangerouslySetInnerHTML": {
@@ -42,6 +49,9 @@ CODE_PAYLOADS: list[tuple[str, dict[str, object]]] = [
                                 "props": {"srcDoc": EVIL_FRAME}}}),
     ("code-div3", {"children": html.Iframe(srcDoc=EVIL_FRAME)}),
     ("code-md", {"dangerously_allow_html": True}),
+    ("code-div4", {"children": _assign_props({"dangerouslySetInnerHTML": {
+        "__html": '<img src=x onerror="{}">'.format(JS.format(tag="patch-props"))}})}),
+    ("code-table", {"markdown_options": {"html": True}}),
 ]
 
 
@@ -75,6 +85,11 @@ app.layout = html.Div([
     html.Iframe(id="code-frame"),
     html.Div(id="code-div2"),
     html.Div(id="code-div3"),
+    html.Div(html.Div("a child component"), id="code-div4"),
+    dash_table.DataTable(id="code-table", columns=[{"id": "c", "name": "c",
+                                                    "presentation": "markdown"}],
+                         data=[{"c": '<img src=x onerror="{}">'.format(
+                             JS.format(tag="table-html"))}]),
     dcc.Markdown('<img src=x onerror="{}">'.format(JS.format(tag="md-raw")), id="code-md"),
     html.Button("push trusted", id="push-trusted"),
     html.Div(id="trusted-done"),
