@@ -21,8 +21,8 @@ Two transports:
 * **network** — ``DashClient("http://127.0.0.1:8050/prefix/")``: a real
   WebSocket (the ``websockets`` library) and real HTTP (urllib).
 
-A :class:`Renderer` plays one browser tab: it has a fake layout (``props``,
-a dict of ``"id.prop" -> value``) that answers the server's
+A :class:`TestRenderer` plays one browser tab: it has a fake layout
+(``props``, a dict of ``"id.prop" -> value``) that answers the server's
 ``get_props_request`` messages, supplies callback inputs you do not pass
 explicitly and, like the real renderer, takes the values that ``set_props``
 pushes and callback outputs write. Several renderers share one connection,
@@ -60,7 +60,7 @@ from .records import (
     Push,
     Received,
 )
-from .renderer import PendingCall, Renderer
+from .renderer import PendingCall, TestRenderer
 from .specs import CallbackSpec, build_payload, resolve_callback
 
 try:
@@ -81,7 +81,7 @@ __all__ = [
     "PendingCall",
     "Push",
     "Received",
-    "Renderer",
+    "TestRenderer",
     "WaitTimeout",
     "build_payload",
     "dash_client",

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from .errors import DEFAULT_TIMEOUT, ConnectionClosed, WaitTimeout
 from .ids import PropRef, Values
 from .records import Frame, HttpCallbackResult, HttpResponse, Received
-from .renderer import Renderer
+from .renderer import TestRenderer
 from .specs import CallbackSpec, build_payload, resolve_callback
 from .transports import _Closed, _Socket, _transport_for
 
@@ -54,7 +54,7 @@ class DashClient:
         self.messages: list[Received] = []
         self.errors: list[dict[str, Any]] = []
         """``error`` messages with no (or an unknown) renderer id."""
-        self.renderers: dict[str, Renderer] = {}
+        self.renderers: dict[str, TestRenderer] = {}
         self.generation = 0
         """Counts connections: 1 after the first connect, 2 after a reconnect..."""
         self.close_code: int | None = None
@@ -206,7 +206,7 @@ class DashClient:
 
     async def open_renderer(self, renderer_id: str | None = None,
                             props: Mapping[Any, Any] | None = None, *,
-                            join: bool = True) -> Renderer:
+                            join: bool = True) -> TestRenderer:
         """A new fake tab on this connection (connecting first if never connected;
         on a connection the server closed, joining raises ConnectionClosed).
 
@@ -219,7 +219,7 @@ class DashClient:
         renderer_id = renderer_id or f"r-{uuid.uuid4().hex[:12]}"
         if renderer_id in self.renderers:
             raise ValueError(f"renderer {renderer_id!r} is already open on this client")
-        renderer = self.renderers[renderer_id] = Renderer(self, renderer_id, props)
+        renderer = self.renderers[renderer_id] = TestRenderer(self, renderer_id, props)
         if join:
             await renderer.join()
         return renderer

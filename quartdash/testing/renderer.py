@@ -1,4 +1,4 @@
-"""Fake browser tabs: :class:`Renderer`, and :class:`PendingCall` for its requests.
+"""Fake browser tabs: :class:`TestRenderer`, and :class:`PendingCall` for its requests.
 
 A renderer plays one dash-renderer instance on a client's WebSocket: its
 fake layout answers ``get_props_request`` messages and fills callback
@@ -26,7 +26,7 @@ from .records import (
 )
 from .specs import CallbackSpec, build_payload
 
-__all__ = ["ClientPort", "PendingCall", "Renderer"]
+__all__ = ["ClientPort", "PendingCall", "TestRenderer"]
 
 T = TypeVar("T")
 
@@ -70,7 +70,7 @@ class ClientPort(Protocol):
 class PendingCall:
     """A ``callback_request`` that was sent; await :meth:`result` for its response."""
 
-    def __init__(self, renderer: Renderer, request_id: str, spec: CallbackSpec,
+    def __init__(self, renderer: TestRenderer, request_id: str, spec: CallbackSpec,
                  payload: dict[str, Any], sent_at: float, first_push: int,
                  generation: int) -> None:
         self.renderer = renderer
@@ -105,7 +105,7 @@ class PendingCall:
         )
 
 
-class Renderer:
+class TestRenderer:
     """One fake browser tab (a dash-renderer instance) on a :class:`DashClient` connection.
 
     ``props`` is its layout, ``"id.prop" -> value`` (dict ids stringified,
@@ -113,7 +113,11 @@ class Renderer:
     property answers ``{}``, like the real renderer), fills inputs a call
     does not give, and takes pushed and returned values (``Patch`` values
     are recorded as pushes but not applied). Change it at any time.
+
+    The server's own record of a tab is :class:`quartdash.session.Renderer`.
     """
+
+    __test__ = False  # a test double, not a test class: pytest must not collect it
 
     def __init__(self, client: ClientPort, renderer_id: str,
                  props: Mapping[Any, Any] | None = None) -> None:
@@ -134,7 +138,7 @@ class Renderer:
         self._ids = itertools.count(1)
 
     def __repr__(self) -> str:
-        return f"<Renderer {self.id!r} pushes={len(self.pushes)} left={self.left}>"
+        return f"<TestRenderer {self.id!r} pushes={len(self.pushes)} left={self.left}>"
 
     # -- the fake layout ----------------------------------------------------------
 
