@@ -140,7 +140,7 @@ def build_payload(
                  any_prop: bool) -> dict[str, Any] | list[dict[str, Any]] | str | None:
         wild = _wildcards(pattern)
         if not wild:
-            return pattern  # type: ignore[return-value]
+            return pattern
         assert isinstance(pattern, dict)
         missing = [k for k, w in wild.items() if w == "MATCH" and k not in match]
         if missing:

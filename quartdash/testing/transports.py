@@ -130,7 +130,7 @@ class _InProcessSocket:
                 await self.connection.receive()
             except WebsocketResponseError as error:
                 response = error.response
-                body = (await response.get_data()).decode("utf-8", "replace")
+                body = (await response.get_data(as_text=False)).decode("utf-8", "replace")
                 raise HandshakeRejected(response.status_code, body) from None
 
     async def send(self, text: str) -> None:
