@@ -222,6 +222,18 @@ def _match_values(spec: CallbackSpec,
     return {}
 
 
+def _sortable(value: Any) -> tuple[int, Any]:
+    # The renderer's order for ALLSMALLER: numbers, then booleans, then strings.
+    if isinstance(value, bool):
+        return (1, value)
+    if isinstance(value, (int, float)):
+        return (0, value)
+    try:
+        return (0, float(value))
+    except (TypeError, ValueError):
+        return (2, str(value))
+
+
 def resolve_callback(
     callbacks: Sequence[CallbackSpec],
     target: Any = None,
@@ -267,14 +279,3 @@ def resolve_callback(
     raise LookupError(f"{len(candidates)} callbacks have {' and '.join(what)}; say which "
                       f"(pass its id, or inputs=):\n  {found}")
 
-
-def _sortable(value: Any) -> tuple[int, Any]:
-    # The renderer's order for ALLSMALLER: numbers, then booleans, then strings.
-    if isinstance(value, bool):
-        return (1, value)
-    if isinstance(value, (int, float)):
-        return (0, value)
-    try:
-        return (0, float(value))
-    except (TypeError, ValueError):
-        return (2, str(value))
