@@ -6,7 +6,7 @@ the real ones; tests provide fakes (tests/test_session.py).
 
 * :class:`Transport` — the socket under a session.
 * :class:`SessionApp` — what a session needs from the app it serves.
-* :class:`CallbackSpec` — what a session checks about a callback.
+* :class:`CallbackInfo` — what a session checks about a callback.
 * :class:`SessionPort` and :class:`Tab` — what ``ctx.websocket`` needs from
   its session.
 """
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from .config import WebSocketConfig
 
-__all__ = ["CallbackSpec", "SessionApp", "SessionPort", "Tab", "Transport", "Verdict"]
+__all__ = ["CallbackInfo", "SessionApp", "SessionPort", "Tab", "Transport", "Verdict"]
 
 Verdict = tuple[int, str]
 """A refusal: ``(close code, reason)``; close code 0 refuses one message only."""
@@ -44,7 +44,7 @@ class Transport(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class CallbackSpec:
+class CallbackInfo:
     """What a session knows of a callback before it runs it."""
 
     callback_id: str
@@ -67,7 +67,7 @@ class SessionApp(Protocol):
         server may shorten it)."""
         ...
 
-    def callback_spec(self, callback_id: str) -> CallbackSpec | None:
+    def callback_info(self, callback_id: str) -> CallbackInfo | None:
         """The callback ``callback_id`` names, or None when the app has none."""
         ...
 

@@ -19,7 +19,7 @@ from websockets.asyncio.client import connect
 
 from quartdash import broadcast
 from quartdash.broadcast import envelope
-from quartdash.testing import DashClient, Renderer
+from quartdash.testing import DashClient, TestRenderer
 
 APP = "tests.apps.broadcast_app:asgi"
 
@@ -27,7 +27,7 @@ APP = "tests.apps.broadcast_app:asgi"
 # ------------------------------------------------------------------------------ helpers
 
 
-def appended(tab: Renderer) -> list[Any]:
+def appended(tab: TestRenderer) -> list[Any]:
     """The values the tab's ``log`` store received through Patch appends, in order."""
     values = []
     for push in tab.pushes_to("log", "data"):
@@ -37,7 +37,7 @@ def appended(tab: Renderer) -> list[Any]:
     return values
 
 
-async def wait_appended(tab: Renderer, count: int, timeout: float = 5.0) -> list[Any]:
+async def wait_appended(tab: TestRenderer, count: int, timeout: float = 5.0) -> list[Any]:
     await tab.client.wait_for(lambda: len(appended(tab)) >= count,
                               f"{count} messages on {tab.id}", timeout)
     return appended(tab)
@@ -66,7 +66,7 @@ async def post(client: DashClient, path: str, body: Any) -> dict[str, Any]:
 
 
 async def open_tabs(url: str, connections: int, tabs_per_connection: int = 1
-                    ) -> tuple[list[DashClient], list[Renderer]]:
+                    ) -> tuple[list[DashClient], list[TestRenderer]]:
     clients, tabs = [], []
     for _ in range(connections):
         client = DashClient(url)
@@ -81,7 +81,7 @@ async def close_all(clients: list[DashClient]) -> None:
         await client.aclose()
 
 
-async def marker(control: DashClient, tabs: list[Renderer], text: str) -> None:
+async def marker(control: DashClient, tabs: list[TestRenderer], text: str) -> None:
     """An app-wide set_props every tab must receive: once a tab has it, anything
     sent to that tab before it has arrived too (one ordered connection)."""
     await post(control, "/props", {"to": "app", "component": "banner",

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from quartdash.testing import DashClient, Renderer
+from quartdash.testing import DashClient, TestRenderer
 from tests.test_broadcast import (
     close_all,
     open_tabs,
@@ -47,7 +47,7 @@ def numsub(redis_server: Any, channel: str) -> int:
         client.close()
 
 
-async def worker_of(tab: Renderer) -> int:
+async def worker_of(tab: TestRenderer) -> int:
     return int((await tab.wait_for_push("worker", "children"))[0].value)
 
 
@@ -110,7 +110,7 @@ async def test_hypercorn_two_workers_share_the_stream(serve_app: Any,
                                                       redis_server: Any) -> None:
     server = serve_app(APP, env=redis_env(redis_server), workers=2)
     clients: list[DashClient] = []
-    by_worker: dict[int, list[Renderer]] = {}
+    by_worker: dict[int, list[TestRenderer]] = {}
     try:
         # The kernel hands connections to either worker: open tabs until
         # both have some (bounded).
@@ -143,7 +143,7 @@ async def test_hypercorn_two_workers_share_the_stream(serve_app: Any,
 # ---------------------------------------------------------------- Redis dies mid-stream
 
 
-def points(tab: Renderer) -> list[tuple[str, float]]:
+def points(tab: TestRenderer) -> list[tuple[str, float]]:
     """(timestamp, value) pairs the tab's chart received through Patch appends."""
     xs: list[str] = []
     ys: list[float] = []
@@ -155,7 +155,7 @@ def points(tab: Renderer) -> list[tuple[str, float]]:
     return list(zip(xs, ys, strict=False))
 
 
-def producers(tab: Renderer) -> set[int]:
+def producers(tab: TestRenderer) -> set[int]:
     found = set()
     for push in tab.pushes_to("last", "children"):
         match = re.search(r"produced by worker (\d+)", push.value)
@@ -164,7 +164,7 @@ def producers(tab: Renderer) -> set[int]:
     return found
 
 
-async def wait_points(tab: Renderer, what: str, predicate: Any, timeout: float) -> None:
+async def wait_points(tab: TestRenderer, what: str, predicate: Any, timeout: float) -> None:
     await tab.client.wait_for(lambda: predicate(points(tab)), what, timeout)
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from quartdash.config import WebSocketConfig
 from quartdash.session import Session, State
-from quartdash.types import CallbackSpec, Verdict
+from quartdash.types import CallbackInfo, Verdict
 
 Callback = Callable[[dict[str, Any], Any], Awaitable[Any]]
 
@@ -52,10 +52,10 @@ class FakeApp:
             return func
         return register
 
-    def callback_spec(self, callback_id: str) -> CallbackSpec | None:
+    def callback_info(self, callback_id: str) -> CallbackInfo | None:
         if callback_id not in self.callbacks:
             return None
-        return CallbackSpec(callback_id, self.websocket_only)
+        return CallbackInfo(callback_id, self.websocket_only)
 
     def request_problem(self, callback_id: str, payload: Mapping[str, Any]) -> str | None:
         want = 0 if callback_id in self.persistent else 1

@@ -23,7 +23,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed as WsConnectionClosed
 
 from quartdash import Dash
-from quartdash.testing import DashClient, Renderer, build_payload
+from quartdash.testing import DashClient, TestRenderer, build_payload
 from tests.helpers import ServerProcess
 
 TICK = 0.02  # ws_basic's WS_TICK default
@@ -46,14 +46,14 @@ def guarded_url(server: ServerProcess) -> str:
     return server.http_url("/guarded/")
 
 
-async def events(client: DashClient, renderer: Renderer | str,
+async def events(client: DashClient, renderer: TestRenderer | str,
                  event: str | None = None) -> list[dict[str, Any]]:
     rid = renderer if isinstance(renderer, str) else renderer.id
     found = (await client.get_json(f"/status?renderer={rid}"))["events"]
     return [e for e in found if event is None or e["event"] == event]
 
 
-async def wait_for_event(client: DashClient, renderer: Renderer | str, event: str, *,
+async def wait_for_event(client: DashClient, renderer: TestRenderer | str, event: str, *,
                          count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
     """Poll ws_basic's /status until ``renderer`` has ``count`` ``event`` events."""
     loop = asyncio.get_running_loop()

@@ -27,7 +27,7 @@ from dash.exceptions import PreventUpdate, WebsocketDisconnected
 
 from ..config import WebSocketConfig
 from ..session import Session
-from ..types import CallbackSpec, Verdict
+from ..types import CallbackInfo, Verdict
 from ..wire.protocol import CloseCode
 from . import dash_internals
 from .execute import invoke, prepare_callback
@@ -81,11 +81,11 @@ class LiveApp:
 
     # -- what a session asks (types.SessionApp) ---------------------------------------------
 
-    def callback_spec(self, callback_id: str) -> CallbackSpec | None:
+    def callback_info(self, callback_id: str) -> CallbackInfo | None:
         entry = dash_internals.callback_entry(self.dash, callback_id)
         if entry is None:
             return None
-        return CallbackSpec(callback_id, bool(entry.get("websocket")))
+        return CallbackInfo(callback_id, bool(entry.get("websocket")))
 
     def request_problem(self, callback_id: str, payload: Mapping[str, Any]) -> str | None:
         entry = dash_internals.callback_entry(self.dash, callback_id)

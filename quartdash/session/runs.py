@@ -116,7 +116,7 @@ class Runs:
                                              "this request is already running",
                                              renderer_id=renderer.id, request_id=request_id))
             return False
-        spec = session.app.callback_spec(callback_id)
+        spec = session.app.callback_info(callback_id)
         if spec is None:
             return refuse(ErrorCode.UNKNOWN_CALLBACK,
                           f"no callback {clip(callback_id)} in this app")
