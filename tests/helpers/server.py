@@ -73,12 +73,11 @@ class ServerProcess:
     def ws_url(self, path: str = "/") -> str:
         return f"{'wss' if self.tls else 'ws'}://{LOOPBACK}:{self.port}{_with_slash(path)}"
 
-    @property
-    def signal_exit_code(self) -> int:
-        """The exit status after a graceful stop by SIGTERM: 0, except for a
+    def exit_code_after(self, sig: int) -> int:
+        """The exit status after a graceful stop by ``sig``: 0, except for a
         single-process uvicorn, which re-raises the signal once it is done."""
         if self.server == "uvicorn" and self.workers <= 1:
-            return -signal.SIGTERM
+            return -sig
         return 0
 
     @property
