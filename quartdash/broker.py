@@ -120,6 +120,8 @@ class SessionBroker:
         self._close_request: tuple[int, str] | None = None
         self._close_sent = asyncio.Event()
         self._close_delivered = False  # our close frame reached the socket
+        # A close frame still waiting for a client that stopped reading.
+        self._close_pending: asyncio.Future[None] | None = None
         self._ids = itertools.count(1)
         self._serve_task: asyncio.Task[Any] | None = None
         self._sender: asyncio.Task[None] | None = None
@@ -174,8 +176,27 @@ class SessionBroker:
                 except asyncio.CancelledError:
                     cancelled = True
             shutdown.result()
+            if self._close_pending is not None:
+                if cancelled:  # the client is gone: the frame has nowhere to go
+                    self._close_pending.cancel()
+                else:
+                    await self._finish_close(self._close_pending)
             if cancelled:
                 raise asyncio.CancelledError
+
+    async def _finish_close(self, pending: asyncio.Future[None]) -> None:
+        """Give a close frame that could not be written yet ``CLOSE_TIMEOUT``
+        more seconds, after the session ended. uvicorn and granian only take a
+        frame once the socket drains (hypercorn buffers it): a client that
+        stopped reading and reads again finds the close code, not the
+        disconnect the server would otherwise make of it."""
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await asyncio.shield(pending)
+        except TimeoutError:
+            pending.cancel()
+        except (OSError, RuntimeError) as exc:
+            log.debug("close frame not sent: %r", exc)
 
     async def _linger(self) -> None:
         """After our close frame, read and drop what the client still sends.
@@ -234,11 +255,14 @@ class SessionBroker:
             await asyncio.wait([self._sender], timeout=1)
         if self._close_request is not None:
             self.close_code, reason = self._close_request
+            closing = asyncio.ensure_future(self.transport.close(self.close_code, reason))
             try:
                 async with asyncio.timeout(2):
-                    await self.transport.close(self.close_code, reason)
+                    await asyncio.shield(closing)
                 self._close_delivered = True
-            except (TimeoutError, OSError, RuntimeError) as exc:
+            except TimeoutError:
+                self._close_pending = closing  # serve() gives it a little longer
+            except (OSError, RuntimeError) as exc:
                 log.debug("close frame not sent: %r", exc)
         self._close_sent.set()
         _cancel_event_triggered(list(self.runs.values()))

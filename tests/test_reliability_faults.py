@@ -23,15 +23,17 @@ import pytest_asyncio
 from playwright.async_api import Page
 
 from tests.apps import rel_client as rc
-from tests.helpers import REPO_ROOT, open_page
+from tests.helpers import REPO_ROOT, SERVERS, open_page
 
 APP = "tests.apps.rel_app:asgi"
 FAULTS_ENV = {"REL_SEND_TIMEOUT": "1", "REL_MAX_PENDING": "1000", "REL_MAX_CONCURRENT": "16"}
 
 
-@pytest.fixture
-def server(serve_app_session: Any) -> Any:
-    return serve_app_session(APP, env=FAULTS_ENV)
+@pytest.fixture(params=SERVERS)
+def server(serve_app_session: Any, request: pytest.FixtureRequest) -> Any:
+    """rel_app on each server: resets, slow readers and overflows are network
+    behaviour, and each server has its own flow control."""
+    return serve_app_session(APP, env=FAULTS_ENV, server=request.param)
 
 
 async def quiet(server: Any) -> dict[str, Any]:
