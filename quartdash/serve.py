@@ -251,8 +251,10 @@ def _uvicorn_dev_server(app: Quart, host: str, port: int, debug: bool,
 
     options: dict[str, Any] = {
         # uvicorn assembles a whole message before the app sees it: its limit,
-        # the apps' (close 1009). It also bounds permessage-deflate's
-        # decompression (websockets' max_size; docs/security.md).
+        # the apps' (close 1009). The websockets implementation also stops
+        # inflating a permessage-deflate frame at that size; wsproto's does
+        # not (docs/security.md).
+        "ws": "websockets-sansio",
         "ws_max_size": websocket_message_limit(),
         "log_level": "info" if debug else "warning",
         "access_log": debug,

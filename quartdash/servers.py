@@ -40,8 +40,9 @@ for the callbacks' grace. How the signal is caught, per server:
   that one private function, when granian is the server: it registers its
   own handler in front of granian's, which sets granian's stop signal
   afterwards. Should a granian release rename it, quartdash logs a warning
-  and falls back to the lifespan shutdown: callbacks still get their grace,
-  but the browsers see 1006 instead of 1001 (tests/test_servers.py fails).
+  and falls back to the lifespan shutdown: the browsers see 1006 instead of
+  1001 and the callbacks get up to 3 s (the granian cases of
+  tests/test_servers.py and tests/test_reliability_faults.py fail).
 """
 
 from __future__ import annotations

@@ -75,8 +75,8 @@ class ServerProcess:
 
     def exit_code_after(self, sig: int) -> int:
         """The exit status after a graceful stop by ``sig``: 0, except for a
-        single-process uvicorn, which re-raises the signal once it is done."""
-        if self.server == "uvicorn" and self.workers <= 1:
+        single-process uvicorn, which re-raises SIGTERM once it is done."""
+        if self.server == "uvicorn" and self.workers <= 1 and sig == signal.SIGTERM:
             return -sig
         return 0
 
