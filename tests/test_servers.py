@@ -11,6 +11,7 @@ and SIGTERM closes the session with 1001 after the callback saw
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from tests.helpers import (
 
 SCRIPT = """
 import asyncio
+import re
 from dash import ctx, html, set_props
 from quartdash import Dash
 
@@ -128,3 +130,32 @@ def test_every_server_module_is_installed_with_the_test_extra() -> None:
 
     for server in SERVERS:
         require(server)
+
+
+def _doc_command_lines() -> list[str]:
+    """The server command lines of the ```bash blocks of docs/deployment.md and
+    docs/security.md, continuation lines joined, comments dropped."""
+    lines: list[str] = []
+    for name in ("deployment.md", "security.md"):
+        text = (REPO_ROOT / "docs" / name).read_text(encoding="utf-8")
+        for block in re.findall(r"^```bash\n(.*?)^```", text, flags=re.S | re.M):
+            joined = re.sub(r"\\\n\s*", " ", block)
+            for line in joined.splitlines():
+                command = line.split("#", 1)[0].strip()
+                if command.split(" ", 1)[0] in SERVERS:
+                    lines.append(command)
+    return lines
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_the_documented_flags_exist(server: str) -> None:
+    """Every ``--flag`` of a documented command line is one the installed
+    server knows (a typo or a renamed flag fails here, not in production)."""
+    lines = [line for line in _doc_command_lines() if line.startswith(server + " ")]
+    assert len(lines) >= 4, lines  # serve, workers, TLS, logging at least
+    usage = subprocess.run([sys.executable, "-m", server, "--help"], capture_output=True,
+                           text=True, timeout=60, check=True).stdout
+    known = set(re.findall(r"(--[a-z0-9][a-z0-9-]*)", usage))
+    for line in lines:
+        for flag in re.findall(r"(?<!\S)(--[a-z0-9][a-z0-9-]*)", line):
+            assert flag in known, f"{server} has no {flag}: {line}"
