@@ -79,7 +79,7 @@ def _on_server_signal(hand_over: Callable[[], None]) -> None:
     sessions first. A second signal while waiting hands over at once."""
     loop = asyncio.get_running_loop()
     pending = _handing_over.get(id(loop))
-    if pending is not None and not pending.done():
+    if pending is not None and pending.get_loop() is loop and not pending.done():
         hand_over()
         return
     task = loop.create_task(shutdown_then(hand_over), name="quartdash-hand-over")
@@ -139,8 +139,9 @@ def install_shutdown_hooks(app: Quart) -> None:
             watchers.pop().cancel()
         # uvicorn and granian get here while the sessions closed on the signal
         # may still be in their grace: let it run out (it is bounded).
-        closing = _closing.get(id(asyncio.get_running_loop()))
-        if closing is not None and not closing.done():
+        loop = asyncio.get_running_loop()
+        closing = _closing.get(id(loop))
+        if closing is not None and closing.get_loop() is loop and not closing.done():
             await asyncio.wait([closing])
         await close_all_sessions(grace=1.0)
 
