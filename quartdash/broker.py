@@ -43,6 +43,10 @@ _PREVENT_UPDATE = {"status": "prevent_update"}
 # (a client normally answers the close at once; docs/reliability.md).
 CLOSE_TIMEOUT = 5.0
 
+# Close frames still waiting for a client that stopped reading, after their
+# session's handler ended (strong references; each ends within CLOSE_TIMEOUT).
+_finishing: set[asyncio.Task[None]] = set()
+
 # Closes that a configured limit caused: reported as connection_rejected(reason="limit").
 _LIMIT_CODES = frozenset({CloseCode.MESSAGE_TOO_BIG, CloseCode.FLOOD, CloseCode.SLOW_CONSUMER,
                           CloseCode.OVER_BUDGET})
@@ -177,10 +181,16 @@ class SessionBroker:
                     cancelled = True
             shutdown.result()
             if self._close_pending is not None:
-                if cancelled:  # the client is gone: the frame has nowhere to go
-                    self._close_pending.cancel()
+                finishing = self._finish_close(self._close_pending)
+                if cancelled:
+                    # Quart stops waiting for us (granian reports a disconnect
+                    # once the app has asked to close), but the frame still
+                    # goes out when the client reads: keep it, bounded.
+                    task = asyncio.ensure_future(finishing)
+                    _finishing.add(task)
+                    task.add_done_callback(_finishing.discard)
                 else:
-                    await self._finish_close(self._close_pending)
+                    await finishing
             if cancelled:
                 raise asyncio.CancelledError
 
