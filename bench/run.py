@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/run.py [--quick] [--scenarios a,b,c,d] [--runs 3]
     .venv/bin/python bench/run.py --scenario slow [--quick]
+    .venv/bin/python bench/run.py --servers hypercorn,uvicorn,granian [...]
 
 For every measurement it starts one server in its own process group on a free
 127.0.0.1 port, waits until it answers, samples the server's process tree
@@ -25,6 +26,13 @@ Contenders (bench/apps/):
   dash-fastapi  dash_fastapi_app:asgi    uvicorn[standard] (Dash 4.4.1 backend="fastapi")
   dash-flask    dash_flask_app:wsgi      gunicorn, 1 worker, gthread x 8 (scenario c only)
 A contender whose app module does not import is skipped, with the reason.
+
+--servers: the server as a dimension. For each server listed besides
+hypercorn, quartdash and raw run on it too, as ``quartdash@uvicorn``,
+``raw@granian``... (1 worker each: ``uvicorn`` with uvicorn[standard],
+``granian --interface asgi``; both use uvloop when it is installed,
+hypercorn the asyncio loop). Their qd/x ratios compare with quartdash on the
+same server; quartdash@server's with quartdash on hypercorn.
 """
 
 from __future__ import annotations
@@ -72,6 +80,37 @@ SCENARIO_CONTENDERS = {
     "slow": WS_CONTENDERS,
 }
 OTHERS = ["raw", "dash-quart", "dash-fastapi", "dash-flask"]
+SERVERS = ("hypercorn", "uvicorn", "granian")
+ON_EVERY_SERVER = [QD, "raw"]  # the contenders --servers runs on each server
+
+
+def add_servers(servers: list[str]) -> None:
+    """Register ``quartdash@server`` and ``raw@server`` for each server besides
+    hypercorn, each right after its hypercorn row in every scenario."""
+    for server in servers:
+        if server not in SERVERS:
+            raise ValueError(f"unknown server {server!r}: one of {', '.join(SERVERS)}")
+        if server == "hypercorn":
+            continue
+        for base in ON_EVERY_SERVER:
+            name = f"{base}@{server}"
+            if name in CONTENDERS:
+                continue
+            CONTENDERS[name] = {**CONTENDERS[base], "server": server}
+            for names in SCENARIO_CONTENDERS.values():
+                if base in names and name not in names:  # lists may be shared
+                    at = names.index(base) + 1
+                    while at < len(names) and names[at].startswith(base + "@"):
+                        at += 1
+                    names.insert(at, name)
+
+
+def reference(name: str) -> str:
+    """The row a contender's qd/x ratios compare with: quartdash on the same server."""
+    base, _, server = name.partition("@")
+    if server and base != QD:
+        return f"{QD}@{server}"
+    return QD
 
 
 def log(*parts: object) -> None:
@@ -114,6 +153,10 @@ def server_cmd(name: str, port: int) -> list[str]:
         return [PY, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
                 "--backlog", "4096", "--log-level", "warning", "--no-access-log",
                 "--timeout-graceful-shutdown", "1", target]  # fmt: skip
+    if c["server"] == "granian":
+        return [PY, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
+                "--port", str(port), "--workers", "1", "--backlog", "4096",
+                "--log-level", "warning", target]  # fmt: skip
     if c["server"] == "gunicorn":
         return [PY, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
                 "--worker-class", "gthread", "--threads", "8", "--backlog", "4096",
@@ -129,9 +172,10 @@ def import_problem(name: str) -> str | None:
     if name in _import_cache:
         return _import_cache[name]
     mod = CONTENDERS[name]["module"]
+    server = CONTENDERS[name]["server"]
     try:
         p = subprocess.run(
-            [PY, "-c", f"import {mod}"],
+            [PY, "-c", f"import {mod}, {server}"],
             cwd=APPS,
             env=server_env({"BENCH_HZ": "0"}),
             capture_output=True,
@@ -559,14 +603,15 @@ def summarize(scn: str, runs: list[dict[str, dict[str, Any]]]) -> dict[str, Any]
             med[n]["errors_seen"] = errs[:3]
     rat: dict[str, dict[str, Any]] = {}
     for n in names:
-        if n == QD:
+        ref = reference(n)
+        if n == ref:
             continue
         rat[n] = {}
         for _, key in RATIOS[scn]:
             per_run = [
-                ratio(r[QD].get(key), r[n].get(key))
+                ratio(r[ref].get(key), r[n].get(key))
                 for r in runs
-                if QD in r and n in r and "error" not in r[QD] and "error" not in r[n]
+                if ref in r and n in r and "error" not in r[ref] and "error" not in r[n]
             ]
             rat[n][key] = median(per_run)
     return {"median": med, "ratios": rat}
@@ -582,7 +627,7 @@ def render(scn: str, label: str, summary: dict[str, Any]) -> str:
             rows.append([n, "failed: " + "; ".join(map(str, vals.get("errors_seen", [])))[:80]])
             continue
         row = [n] + [fmt(vals.get(k), nd) for _, k, nd in cols]
-        if n == QD:
+        if n == reference(n):
             row += ["1.00"] * len(rcols)
         else:
             row += [fmt(summary["ratios"].get(n, {}).get(k), 2) for _, k in rcols]
@@ -656,6 +701,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=None, help="runs per measurement (default 3)")
     ap.add_argument("--sizes", default=None, help="N for (a), default 100,1000,3000")
     ap.add_argument("--contenders", default=None, help="comma list (default: all that import)")
+    ap.add_argument("--servers", default="hypercorn",
+                    help="comma list of hypercorn,uvicorn,granian: quartdash and raw on each")
     ap.add_argument("--hz", type=float, default=10.0, help="pushes per session per second (a)")
     ap.add_argument("--procs", type=int, default=1, help="load generator processes")
     ap.add_argument("--warmup", type=float, default=None)
@@ -699,6 +746,10 @@ def main(argv: list[str] | None = None) -> int:
     duration = args.duration if args.duration is not None else (4.0 if q else 10.0)
     idle_n = args.idle_sessions or (2000 if q else 10000)
     slow_dur = args.slow_duration or (15.0 if q else 60.0)
+    try:
+        add_servers([x.strip() for x in args.servers.split(",") if x.strip()])
+    except ValueError as error:
+        ap.error(str(error))
     wanted = args.contenders.split(",") if args.contenders else list(CONTENDERS)
     if args.quiet_wait is None:
         args.quiet_wait = 0.0 if q else 30.0
@@ -745,6 +796,7 @@ def main(argv: list[str] | None = None) -> int:
             "quiet_below": args.quiet_below,
             "max_other": args.max_other,
             "retries": args.retries,
+            "servers": args.servers,
         },
         "skipped": skipped,
         "scenarios": {},
@@ -892,7 +944,7 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ["dash", "quart", "hypercorn", "fastapi", "uvicorn", "gunicorn", "flask",
+    for pkg in ["dash", "quart", "hypercorn", "fastapi", "uvicorn", "granian", "gunicorn", "flask",
                 "websockets", "orjson", "uvloop", "quartdash"]:  # fmt: skip
         try:
             out[pkg] = version(pkg)

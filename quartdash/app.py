@@ -54,7 +54,9 @@ class Dash(HostedDash):
 
     def run(self, host: str | None = None, port: int | str | None = None,  # type: ignore[override]
             debug: bool | None = None, **kwargs: Any) -> None:
-        """Development server: hypercorn under the hood. Production: ``hypercorn module:asgi``."""
+        """Development server: hypercorn under the hood, or
+        ``server="uvicorn"`` / ``server="granian"`` (the ``servers`` extra).
+        Production: ``hypercorn module:asgi`` (docs/deployment.md)."""
         super().run(host=host, port=port, debug=debug, **kwargs)
 
 

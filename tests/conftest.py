@@ -1,4 +1,4 @@
-"""Fixtures for quartdash's tests: real hypercorn, real Chromium, real redis-server.
+"""Fixtures for quartdash's tests: real servers, real Chromium, real redis-server.
 
 Event loops (pytest-asyncio >= 1.0, ``asyncio_mode = auto``)
 -------------------------------------------------------------
@@ -114,7 +114,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed:
         for server in item.stash.get(_servers_key, []):
             report.sections.append(
-                (f"hypercorn {server.target} (port {server.port}) output", server.output())
+                (f"{server.server} {server.target} (port {server.port}) output", server.output())
             )
         for index, page in enumerate(item.stash.get(_pages_key, [])):
             errors = getattr(page, "console_errors", [])
@@ -149,6 +149,8 @@ class ServeApp(Protocol):
         ready_path: str | None = "/",
         startup_timeout: float = 20.0,
         extra_args: Sequence[str] = (),
+        server: str = "hypercorn",
+        tls: tuple[str, str] | None = None,
     ) -> ServerProcess: ...
 
 
@@ -159,8 +161,10 @@ def serve_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServeA
     Starts ``python -m hypercorn`` on a free 127.0.0.1 port (cwd and
     PYTHONPATH = repo root, ``--graceful-timeout 2``) and returns once
     ``GET ready_path`` answers < 500 (``ready_path=None``: once the port
-    accepts). Every server is killed (whole process group) at teardown, and
-    its output is attached to the report of a failed test.
+    accepts). ``server="uvicorn"`` / ``"granian"`` runs that server instead;
+    ``tls=(cert, key)`` serves https/wss. Every server is killed (whole
+    process group) at teardown, and its output is attached to the report of
+    a failed test.
     """
     servers: list[ServerProcess] = []
     request.node.stash[_servers_key] = servers
@@ -173,8 +177,10 @@ def serve_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServeA
         ready_path: str | None = "/",
         startup_timeout: float = 20.0,
         extra_args: Sequence[str] = (),
+        server: str = "hypercorn",
+        tls: tuple[str, str] | None = None,
     ) -> ServerProcess:
-        server = start_server(
+        process = start_server(
             target,
             log_dir=tmp_path / "servers",
             env=env,
@@ -182,9 +188,11 @@ def serve_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServeA
             ready_path=ready_path,
             startup_timeout=startup_timeout,
             extra_args=extra_args,
+            server=server,
+            tls=tls,
         )
-        servers.append(server)
-        return server
+        servers.append(process)
+        return process
 
     yield start
     for server in servers:
@@ -207,11 +215,14 @@ def serve_app_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serv
         ready_path: str | None = "/",
         startup_timeout: float = 20.0,
         extra_args: Sequence[str] = (),
+        server: str = "hypercorn",
+        tls: tuple[str, str] | None = None,
     ) -> ServerProcess:
-        key = (target, tuple(sorted((env or {}).items())), workers, ready_path, tuple(extra_args))
-        server = cache.get(key)
-        if server is None or not server.is_running():
-            server = start_server(
+        key = (target, tuple(sorted((env or {}).items())), workers, ready_path,
+               tuple(extra_args), server, tls)
+        process = cache.get(key)
+        if process is None or not process.is_running():
+            process = start_server(
                 target,
                 log_dir=log_dir,
                 env=env,
@@ -219,9 +230,11 @@ def serve_app_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serv
                 ready_path=ready_path,
                 startup_timeout=startup_timeout,
                 extra_args=extra_args,
+                server=server,
+                tls=tls,
             )
-            cache[key] = server
-        return server
+            cache[key] = process
+        return process
 
     yield start
     for server in cache.values():

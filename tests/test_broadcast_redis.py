@@ -2,7 +2,8 @@
 
 "Two workers" is exercised both ways: two hypercorn processes on two ports
 (deterministic: we know which serves which connection), and one
-``hypercorn -w 2`` (each tab learns its worker's pid from the server).
+``--workers 2`` server, hypercorn, uvicorn and granian each (each tab learns
+its worker's pid from the server).
 The last test kills Redis mid-stream, restarts it, and checks delivery resumes.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from quartdash.testing import DashClient, TestRenderer
+from tests.helpers import SERVERS
 from tests.test_broadcast import (
     close_all,
     open_tabs,
@@ -106,9 +108,10 @@ async def test_publish_on_one_worker_reaches_tabs_on_the_other(serve_app: Any,
         await asyncio.sleep(0.05)
 
 
-async def test_hypercorn_two_workers_share_the_stream(serve_app: Any,
-                                                      redis_server: Any) -> None:
-    server = serve_app(APP, env=redis_env(redis_server), workers=2)
+@pytest.mark.parametrize("server_name", SERVERS)
+async def test_two_workers_share_the_stream(serve_app: Any, redis_server: Any,
+                                            server_name: str) -> None:
+    server = serve_app(APP, env=redis_env(redis_server), workers=2, server=server_name)
     clients: list[DashClient] = []
     by_worker: dict[int, list[TestRenderer]] = {}
     try:

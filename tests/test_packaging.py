@@ -73,10 +73,11 @@ def _extras() -> dict[str, set[str]]:
 def test_test_extra_covers_the_examples_and_redis_extras() -> None:
     """scripts/demo.sh skips installing when the test extra is installed: the
     test extra must therefore hold every requirement of the examples extra
-    (and of redis, which the Redis tests use), pinned the same way."""
+    (and of redis, which the Redis tests use, and of servers: the suite runs
+    on all three servers), pinned the same way."""
     extras = _extras()
     assert extras["examples"] == {"websockets>=12", "numpy>=1.26", "dash-ag-grid>=31"}
-    missing = (extras["examples"] | extras["redis"]) - extras["test"]
+    missing = (extras["examples"] | extras["redis"] | extras["servers"]) - extras["test"]
     assert not missing, f"add to the test extra in setup.cfg: {sorted(missing)}"
 
 

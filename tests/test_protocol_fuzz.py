@@ -192,7 +192,7 @@ echo_payload = {"output": "o.children", "outputs": {"id": "o", "property": "chil
                 "inputs": [{"id": "b", "property": "n_clicks", "value": 1}],
                 "state": [{"id": "i", "property": "value", "value": "v"}],
                 "changedPropIds": ["b.n_clicks"]}
-broker_frames = any_frame | st.builds(
+session_frames = any_frame | st.builds(
     lambda rid, req, changes: json.dumps({"type": "callback_request", "rendererId": rid,
                                           "requestId": req,
                                           "payload": {**echo_payload, **changes}}),
@@ -203,8 +203,8 @@ broker_frames = any_frame | st.builds(
 
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(st.lists(broker_frames, min_size=1, max_size=5))
-def test_broker_never_raises_on_garbage(frames: list[str | bytes]) -> None:
+@given(st.lists(session_frames, min_size=1, max_size=5))
+def test_session_never_raises_on_garbage(frames: list[str | bytes]) -> None:
     out = asyncio.run(feed(frames))
     for frame in out:
         decoded = orjson.loads(frame)  # every reply is JSON the worker can parse

@@ -23,15 +23,17 @@ import pytest_asyncio
 from playwright.async_api import Page
 
 from tests.apps import rel_client as rc
-from tests.helpers import REPO_ROOT, open_page
+from tests.helpers import REPO_ROOT, SERVERS, open_page
 
 APP = "tests.apps.rel_app:asgi"
 FAULTS_ENV = {"REL_SEND_TIMEOUT": "1", "REL_MAX_PENDING": "1000", "REL_MAX_CONCURRENT": "16"}
 
 
-@pytest.fixture
-def server(serve_app_session: Any) -> Any:
-    return serve_app_session(APP, env=FAULTS_ENV)
+@pytest.fixture(params=SERVERS)
+def server(serve_app_session: Any, request: pytest.FixtureRequest) -> Any:
+    """rel_app on each server: resets, slow readers and overflows are network
+    behaviour, and each server has its own flow control."""
+    return serve_app_session(APP, env=FAULTS_ENV, server=request.param)
 
 
 async def quiet(server: Any) -> dict[str, Any]:
@@ -180,10 +182,22 @@ async def test_outbox_overflow_is_closed_4009(server: Any) -> None:
 # --- server shutdown -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("workers", [1, 0], ids=["hypercorn-worker-process", "in-process"])
-async def test_sigterm_closes_1001_and_runs_cleanup(serve_app: Any, workers: int) -> None:
+@pytest.mark.parametrize(("server_name", "workers", "sig"), [
+    ("hypercorn", 1, signal.SIGTERM),
+    ("hypercorn", 0, signal.SIGTERM),
+    ("uvicorn", 1, signal.SIGTERM),
+    ("uvicorn", 2, signal.SIGINT),
+    ("granian", 1, signal.SIGTERM),
+    ("granian", 1, signal.SIGINT),
+], ids=["hypercorn-worker-process", "in-process", "uvicorn", "uvicorn-workers-sigint",
+        "granian", "granian-sigint"])
+async def test_sigterm_closes_1001_and_runs_cleanup(serve_app: Any, server_name: str,
+                                                    workers: int, sig: int) -> None:
+    """Every server: the session is closed with 1001 (not uvicorn's 1012 nor
+    granian's dropped socket), the persistent callback sees is_shutdown, the
+    stubborn one is cancelled after the grace, and the server exits."""
     server = serve_app(APP, env={"REL_STUBBORN": "1", "REL_SHUTDOWN_GRACE": "1"},
-                       workers=workers)
+                       workers=workers, server=server_name)
     ws = await rc.open_ws(server)
     await rc.send(ws, rc.joined("r1"))
     await rc.send(ws, rc.click("slow-btn", "slow-out.children", request_id="slow"))
@@ -191,13 +205,13 @@ async def test_sigterm_closes_1001_and_runs_cleanup(serve_app: Any, workers: int
                         and s["counters"].get("stubborn_started") == 1
                         and s["persistent_live"] == {"r1": 1}, what="callbacks running")
     started = time.monotonic()
-    stopping = asyncio.create_task(asyncio.to_thread(server.stop, signal.SIGTERM, 15))
+    stopping = asyncio.create_task(asyncio.to_thread(server.stop, sig, 15))
     code = await rc.wait_closed(ws, timeout=10)
     exit_code = await stopping
     took = time.monotonic() - started
     output = server.output()
     assert code == 1001, output
-    assert exit_code == 0, output
+    assert exit_code == server.exit_code_after(sig), output
     assert took < 6, f"exit took {took:.1f}s\n{output}"
     assert "cleanup persistent via=is_shutdown" in output  # the loop saw is_shutdown
     assert "cleanup stubborn via=cancelled" in output  # ignored it: cancelled after grace

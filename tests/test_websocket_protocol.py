@@ -1,4 +1,7 @@
-"""The WebSocket-callback protocol against a real hypercorn, over real sockets.
+"""The WebSocket-callback protocol against each real server, over real sockets.
+
+Every test that talks to a server runs on hypercorn, uvicorn and granian
+(the ``server_name`` fixture).
 
 Apps: tests/apps/ws_basic.py (the seed's examples and probes; its
 ``/status`` route shows server-side events such as a callback's cleanup)
@@ -24,7 +27,7 @@ from websockets.exceptions import ConnectionClosed as WsConnectionClosed
 
 from quartdash import Dash
 from quartdash.testing import DashClient, TestRenderer, build_payload
-from tests.helpers import ServerProcess
+from tests.helpers import SERVERS, ServerProcess
 
 TICK = 0.02  # ws_basic's WS_TICK default
 
@@ -32,14 +35,20 @@ TICK = 0.02  # ws_basic's WS_TICK default
 # ----------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture
-def basic(serve_app_session: Any) -> ServerProcess:
-    return serve_app_session("tests.apps.ws_basic:asgi")
+@pytest.fixture(params=SERVERS)
+def server_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
-def guarded(serve_app_session: Any) -> ServerProcess:
-    return serve_app_session("tests.apps.ws_guarded:asgi", ready_path="/guarded/")
+def basic(serve_app_session: Any, server_name: str) -> ServerProcess:
+    return serve_app_session("tests.apps.ws_basic:asgi", server=server_name)
+
+
+@pytest.fixture
+def guarded(serve_app_session: Any, server_name: str) -> ServerProcess:
+    return serve_app_session("tests.apps.ws_guarded:asgi", ready_path="/guarded/",
+                             server=server_name)
 
 
 def guarded_url(server: ServerProcess) -> str:

@@ -513,4 +513,5 @@ class QuartdashServer(BaseDashServer[Any]):
                 "a DashBlueprint is served by the Quart app it is registered on: "
                 "run that app (e.g. `hypercorn module:asgi`)"
             )
-        serve(self.scaffold, host=host, port=int(port), debug=bool(debug))
+        serve(self.scaffold, host=host, port=int(port), debug=bool(debug),
+              server=kwargs.get("server") or "hypercorn")

@@ -49,6 +49,10 @@ CLOSE_TIMEOUT = 5.0
 # Seconds we try to send our close frame (a client that does not read never gets it).
 CLOSE_SEND_TIMEOUT = 2.0
 
+# Close frames still waiting for a client that stopped reading, after their
+# session's serve() ended (strong references; each ends within CLOSE_TIMEOUT).
+_finishing: set[asyncio.Task[None]] = set()
+
 # Closes that a configured limit caused: reported as connection_rejected(reason="limit").
 _LIMIT_CODES = frozenset({CloseCode.MESSAGE_TOO_BIG, CloseCode.FLOOD, CloseCode.SLOW_CONSUMER,
                           CloseCode.OVER_BUDGET})
@@ -73,6 +77,8 @@ class _Close:
     reason: str
     sent: asyncio.Event = field(default_factory=asyncio.Event)  # tried (or given up)
     delivered: bool = False  # the close frame reached the socket
+    # A close frame the transport could not take yet (the client stopped reading).
+    pending: asyncio.Future[None] | None = None
 
 
 class Session:
@@ -173,6 +179,18 @@ class Session:
                 except asyncio.CancelledError:
                     cancelled = True
             shutdown.result()
+            pending = self._close.pending if self._close is not None else None
+            if pending is not None:
+                finishing = _finish_close(pending)
+                if cancelled:
+                    # The server stops waiting for us (granian reports a
+                    # disconnect once the app has asked to close), but the frame
+                    # still goes out if the client reads: keep it, bounded.
+                    task = asyncio.ensure_future(finishing)
+                    _finishing.add(task)
+                    task.add_done_callback(_finishing.discard)
+                else:
+                    await finishing
             if cancelled:
                 raise asyncio.CancelledError
 
@@ -220,6 +238,14 @@ class Session:
         if self._serve_task is not None and self._close is not None:
             await self._close.sent.wait()
 
+    async def close_frame_sent(self) -> None:
+        """Return once the server's close frame went out (or could not), or the
+        session ended without one."""
+        if self._close is not None:
+            await self._close.sent.wait()
+        else:
+            await self.wait_closed()
+
     async def wait_closed(self) -> None:
         """Return once the session has shut down (its serve task ended)."""
         if self._serve_task is not None and not self._serve_task.done():
@@ -236,11 +262,14 @@ class Session:
         close = self._close
         if close is not None:
             self.close_code = close.code
+            closing = asyncio.ensure_future(transport.close(close.code, close.reason))
             try:
                 async with asyncio.timeout(CLOSE_SEND_TIMEOUT):
-                    await transport.close(close.code, close.reason)
+                    await asyncio.shield(closing)
                 close.delivered = True
-            except (TimeoutError, OSError, RuntimeError) as exc:
+            except TimeoutError:
+                close.pending = closing  # serve() gives it a little longer
+            except (OSError, RuntimeError) as exc:
                 log.debug("close frame not sent: %r", exc)
             close.sent.set()
         runs = list(self.runs)
@@ -520,3 +549,17 @@ class Session:
     def __repr__(self) -> str:
         return (f"<Session {self.state.value} renderers={len(self.renderers)} "
                 f"runs={len(self.runs)}>")
+
+
+async def _finish_close(pending: asyncio.Future[None]) -> None:
+    """Give a close frame that could not be written yet ``CLOSE_TIMEOUT`` more
+    seconds after its session ended. Some servers (uvicorn, granian) take a
+    frame only once the socket drains: a client that stopped reading and reads
+    again then finds the close code, not a bare disconnect."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await asyncio.shield(pending)
+    except TimeoutError:
+        pending.cancel()
+    except (OSError, RuntimeError) as exc:
+        log.debug("close frame not sent: %r", exc)

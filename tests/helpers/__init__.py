@@ -1,7 +1,8 @@
 """Shared test helpers; the fixtures that use them live in tests/conftest.py.
 
 - net: ``free_port``, ``wait_until``, ``http_get`` / ``http_request`` (stdlib, blocking).
-- server: ``start_server`` / ``ServerProcess``: hypercorn in a subprocess.
+- server: ``start_server`` / ``ServerProcess``: hypercorn (or ``server="uvicorn"`` /
+  ``"granian"``) in a subprocess; ``SERVERS``; ``server_command``.
 - browser: Chromium launch options, ``open_page``, ``assert_no_console_errors``,
   ``save_screenshot``.
 - redis_server: ``RedisServer``: a throw-away redis-server.
@@ -32,9 +33,11 @@ from .net import (
 from .redis_server import RedisServer
 from .server import (
     REPO_ROOT,
+    SERVERS,
     ServerProcess,
     ServerStartError,
     ServerStopTimeout,
+    server_command,
     server_env,
     start_server,
 )
@@ -44,6 +47,7 @@ __all__ = [
     "CHROMIUM_PATH",
     "LOOPBACK",
     "REPO_ROOT",
+    "SERVERS",
     "DemoError",
     "DemoProcess",
     "HttpResponse",
@@ -63,6 +67,7 @@ __all__ = [
     "open_session",
     "port_accepts",
     "save_screenshot",
+    "server_command",
     "server_env",
     "start_demo",
     "start_server",
