@@ -70,6 +70,9 @@ class WebSocketConfig:
     """Seconds a send may block while the client sends nothing either; then close 4009."""
     shutdown_grace: float = 5.0
     """Seconds callbacks get to run their cleanup after cancellation."""
+    resume_timeout: float = 30.0
+    """Seconds a session whose socket dropped waits for its client to resume it
+    (its callbacks keep running, its pushes wait); 0: end it at once."""
     allowed_hosts: list[str] = field(default_factory=list)
     """``allowed_hosts``: host names the app answers to (``Host`` header, port ignored;
     ``*`` wildcards); empty: any. The remedy for DNS rebinding (docs/security.md)."""
@@ -120,6 +123,8 @@ class WebSocketConfig:
                 raise ValueError(f"websocket_{name} must be positive, got {getattr(self, name)!r}")
         if self.inactivity_timeout < 0:
             raise ValueError("websocket_inactivity_timeout must be >= 0 (0 disables it)")
+        if self.resume_timeout < 0:
+            raise ValueError("websocket_resume_timeout must be >= 0 (0 disables resume)")
         if self.max_sync_callbacks < 0:
             raise ValueError("websocket_max_sync_callbacks must be >= 0 (0: automatic)")
 

@@ -30,6 +30,11 @@ signal                     keyword arguments
 ``persistent_started``     ``session``, ``renderer_id``, ``callback_id``
 ``persistent_stopped``     ``session``, ``renderer_id``, ``callback_id``,
                            ``duration``
+``session_detached``       ``session`` (its socket dropped; it waits for the
+                           client to resume it)
+``session_resumed``        ``session``, ``replayed`` (messages sent again)
+``resume_failed``          ``session`` (the fresh one that replaces it),
+                           ``reason`` (docs/protocol.md: expired, unknown...)
 ``connection_rejected``    ``reason`` (host/origin/hook/limit), ``code``,
                            ``detail``, ``session`` (None before accept)
 =========================  ===============================================
@@ -65,6 +70,9 @@ callback_failed = _signals.signal("quartdash.callback-failed")
 persistent_started = _signals.signal("quartdash.persistent-started")
 persistent_stopped = _signals.signal("quartdash.persistent-stopped")
 connection_rejected = _signals.signal("quartdash.connection-rejected")
+session_detached = _signals.signal("quartdash.session-detached")
+session_resumed = _signals.signal("quartdash.session-resumed")
+resume_failed = _signals.signal("quartdash.resume-failed")
 
 
 def emit(signal: NamedSignal, sender: Any, **kwargs: Any) -> None:

@@ -18,10 +18,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .wire.protocol import LostReason
+
 if TYPE_CHECKING:
     from .config import WebSocketConfig
 
-__all__ = ["CallbackInfo", "SessionApp", "SessionPort", "Tab", "Transport", "Verdict"]
+__all__ = ["CallbackInfo", "Registry", "SessionApp", "SessionPort", "Tab", "Transport",
+           "Verdict"]
 
 Verdict = tuple[int, str]
 """A refusal: ``(close code, reason)``; close code 0 refuses one message only."""
@@ -52,6 +55,18 @@ class CallbackInfo:
     """It may run over the WebSocket."""
 
 
+class Registry(Protocol):
+    """What a session needs of its app's registry (``session.registry.SessionRegistry``)."""
+
+    def issue_token(self, session: Any) -> str:
+        """A new resume token for ``session``; its old one stops working."""
+        ...
+
+    def discard(self, session: Any, reason: LostReason = ...) -> None:
+        """``session`` ended; a late resume with its token learns ``reason``."""
+        ...
+
+
 class SessionApp(Protocol):
     """What a session needs from the app it serves (``hosting.LiveApp``).
 
@@ -60,6 +75,11 @@ class SessionApp(Protocol):
 
     @property
     def config(self) -> WebSocketConfig: ...
+
+    @property
+    def registry(self) -> Registry:
+        """The app's live sessions, and the tokens that resume them."""
+        ...
 
     @property
     def shutdown_grace(self) -> float:

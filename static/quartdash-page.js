@@ -13,15 +13,55 @@
  *     follows it) is held back until the lock is granted (a few ms).
  * On pageshow from the back/forward cache it registers the renderer again.
  * Works with Dash's own worker too (it understands "disconnect").
+ *
+ * It also surfaces the worker's events to the page (docs/reliability.md):
+ * `window.quartdash.on(name, handler)`, a DOM event `quartdash:<name>` on
+ * window, for "continuity-lost" the attribute
+ * `data-quartdash-continuity="lost"` on <html> and a console warning, and,
+ * when the layout has a component with id `_quartdash_continuity` (e.g. a
+ * dcc.Store), its `data` prop set to `{reason, at}` so callbacks can react.
  */
 (function () {
   "use strict";
   var Native = window.SharedWorker;
   if (typeof Native !== "function" || Native.__quartdash) return;
 
+  var handlers = {};
+  var api = window.quartdash = window.quartdash || {};
+  api.on = function (name, handler) {
+    (handlers[name] = handlers[name] || []).push(handler);
+    return function off() {
+      handlers[name] = (handlers[name] || []).filter(function (h) { return h !== handler; });
+    };
+  };
+
+  function onEvent(name, payload) {
+    if (name === "continuity-lost") {
+      console.warn("[quartdash] the live session was lost and restarted:", payload && payload.reason);
+      document.documentElement.setAttribute("data-quartdash-continuity", "lost");
+      var set = window.dash_clientside && window.dash_clientside.set_props;
+      if (set && document.getElementById("_quartdash_continuity")) {
+        set("_quartdash_continuity", { data: { reason: payload && payload.reason, at: Date.now() } });
+      }
+    }
+    window.dispatchEvent(new CustomEvent("quartdash:" + name, { detail: payload }));
+    (handlers[name] || []).forEach(function (handler) {
+      try {
+        handler(payload);
+      } catch (err) {
+        console.error("[quartdash] a handler of", name, "failed:", err);
+      }
+    });
+  }
+
   function Wrapped(url, options) {
     var worker = new Native(url, options);
     var port = worker.port;
+    // Beside the renderer's own listener: messages the renderer ignores.
+    port.addEventListener("message", function (event) {
+      var message = event.data;
+      if (message && message.type === "quartdash_event") onEvent(message.name, message.payload);
+    });
     var post = port.postMessage.bind(port);
     // Messages held back until this page holds its renderer's lock, or null.
     var held = null;

@@ -29,6 +29,18 @@
  * they are known on the very first connect): ?heartbeat=ms
  * &heartbeat_timeout=ms&inactivity=ms (0 disables)&max_retries=n.
  * Numbers in a renderer's `connect` payload override them.
+ *
+ * Resume (docs/protocol.md): the worker says `hello` on a new socket and the
+ * server answers `session` with a token. From then on every message either
+ * way carries a sequence number, and each side acks what it applied. When
+ * the socket drops, the worker reconnects at once and sends `resume` with
+ * the token and the last number it applied; the server replays what
+ * followed and the worker resends what the server had not received, both
+ * exactly once. Meanwhile the tabs notice nothing. If the session cannot be
+ * resumed (`session_lost`, or the window passed), the tabs are told: their
+ * pending callbacks settle (`disconnected`/`connected`, so persistent
+ * callbacks restart), in-flight ones fail with "connection lost", and every
+ * page gets a `quartdash_event` "continuity-lost" (quartdash-page.js).
  */
 (() => {
   "use strict";
@@ -52,6 +64,10 @@
   const NO_RECONNECT = new Set([1000, 1008, 4001]);
   // Server message types a renderer understands; anything else is dropped.
   const TO_RENDERER = new Set(["callback_response", "set_props", "get_props_request", "error"]);
+  // Messages about the connection itself: no sequence number, never forwarded.
+  const CONTROL = new Set(["heartbeat_ack", "session", "resumed", "session_lost", "ack"]);
+  const ACK_EVERY = 32; // server messages applied between two acks (or 1 s)
+  const CLIENT_LOG_MAX = 4000; // our messages kept until the server acks them
 
   const renderers = new Map(); // rendererId -> MessagePort
   let serverUrl = null;
@@ -72,6 +88,14 @@
   let ackTimer = null;
   let idleTimer = null;
   let lastActivity = Date.now();
+
+  // The resumable session: its token, the last server message applied, our
+  // own numbered messages the server has not acked yet.
+  const session = {
+    token: null, timeout: 0, lastSeq: 0, clientSeq: 0, log: [], unacked: 0, ackTimer: null,
+  };
+  let droppedAt = 0; // when the socket of a resumable session dropped (0: it did not)
+  let awaitingResume = false; // `resume` sent on this socket, no answer yet
 
   const isOpen = () => ws !== null && ws.readyState === WebSocket.OPEN;
 
@@ -116,30 +140,64 @@
   function onOpen() {
     retries = 0;
     lastActivity = Date.now();
+    startHeartbeat();
+    armIdleTimer();
+    if (droppedAt && session.token) {
+      // A new socket for the same session: nothing else until the answer.
+      awaitingResume = true;
+      ws.send(JSON.stringify({
+        type: "resume", payload: { token: session.token, lastSeq: session.lastSeq },
+      }));
+      return;
+    }
+    ws.send(JSON.stringify({ type: "hello", payload: { resume: 1 } }));
     // Rejoin first, so the server knows every tab before their queued requests.
     for (const rendererId of contacted) {
       ws.send(JSON.stringify({ type: "renderer_joined", rendererId }));
     }
-    for (const { rendererId, data, requestId } of queue) {
-      ws.send(data);
-      if (requestId !== undefined) inflight.set(requestId, rendererId);
-    }
-    queue = [];
-    startHeartbeat();
-    armIdleTimer();
+    flushQueue();
     // The renderer re-triggers its persistent callbacks on a `connected`
     // that follows a `disconnected`; the server deduplicates them.
     for (const [rendererId, port] of renderers) port.postMessage({ type: "connected", rendererId });
   }
 
+  function flushQueue() {
+    for (const { rendererId, data, requestId } of queue) {
+      ws.send(data);
+      if (requestId !== undefined) inflight.set(requestId, rendererId);
+    }
+    queue = [];
+  }
+
   function onClosed(code, reason) {
     stopTimers();
+    awaitingResume = false;
+    if (session.token && session.timeout > 0 && renderers.size > 0 && !NO_RECONNECT.has(code)) {
+      // The session waits for us on the server: come back quietly and fast.
+      if (!droppedAt) droppedAt = Date.now();
+      if (Date.now() - droppedAt < session.timeout) {
+        scheduleResume();
+        return;
+      }
+      continuityLost("expired"); // the window passed before we got through
+    } else if (session.token) {
+      // Closed for good (the server said so, or no tab is left): the session
+      // is gone; what the tabs send next starts a fresh one.
+      resetSession();
+    }
+    tellDisconnected(reason);
+    if (renderers.size > 0 && !NO_RECONNECT.has(code)) scheduleReconnect();
+  }
+
+  function tellDisconnected(reason, lost) {
     // Before `disconnected` (which settles whatever is left as prevent_update):
     // a callback that was running on the server is reported as failed.
+    const message = lost ? "connection lost: the session could not be resumed (" + lost + ")"
+      : "connection lost";
     for (const [requestId, rendererId] of inflight) {
       post(rendererId, {
         type: "callback_response", rendererId, requestId,
-        payload: { status: "error", message: "connection lost" },
+        payload: { status: "error", message },
       });
     }
     inflight.clear();
@@ -147,7 +205,41 @@
     // which settle their pending callbacks as prevent_update.
     const note = { type: "disconnected", rendererId: "", payload: { reason: reason || "Connection closed" } };
     for (const port of renderers.values()) port.postMessage(note);
-    if (renderers.size > 0 && !NO_RECONNECT.has(code)) scheduleReconnect();
+  }
+
+  // Continuity is lost: the session and what it held are gone. Tell every
+  // tab and page, then start afresh (the server sends a new `session`).
+  function continuityLost(reason) {
+    console.warn("[quartdash worker] the session could not be resumed:", reason);
+    resetSession();
+    tellDisconnected("Session lost", reason);
+    const event = { type: "quartdash_event", name: "continuity-lost", payload: { reason } };
+    for (const [rendererId, port] of renderers) {
+      port.postMessage(event);
+      if (isOpen()) port.postMessage({ type: "connected", rendererId });
+    }
+  }
+
+  function resetSession() {
+    session.token = null;
+    session.lastSeq = 0;
+    session.clientSeq = 0;
+    session.log = [];
+    session.unacked = 0;
+    clearTimeout(session.ackTimer);
+    session.ackTimer = null;
+    droppedAt = 0;
+  }
+
+  function scheduleResume() {
+    if (retryTimer) return;
+    // Quick retries while the window lasts: the server keeps the session.
+    const delay = Math.min(1000, 100 * 2 ** Math.min(retries, 4)) * (1 + Math.random() / 2);
+    retries++;
+    retryTimer = setTimeout(() => {
+      retryTimer = null;
+      connect();
+    }, delay);
   }
 
   function scheduleReconnect() {
@@ -177,12 +269,24 @@
 
   function send(message) {
     if (message.type !== "heartbeat") lastActivity = Date.now();
-    const data = JSON.stringify(message);
     // Callbacks without inputs (persistent ones) are not tracked: the renderer
     // starts them again itself after a reconnect, so losing one is no failure.
     const tracked = message.type === "callback_request" && message.payload
       && Array.isArray(message.payload.inputs) && message.payload.inputs.length > 0;
     const requestId = tracked ? message.requestId : undefined;
+    if (session.token) {
+      // Numbered and kept until acked: resent after a resume if the server
+      // did not get it, dropped by the server if it did.
+      message.seq = ++session.clientSeq;
+      const data = JSON.stringify(message);
+      session.log.push({ seq: message.seq, data });
+      if (session.log.length > CLIENT_LOG_MAX) session.log.shift(); // cannot resume exactly now
+      if (requestId !== undefined) inflight.set(requestId, message.rendererId);
+      if (isOpen() && !awaitingResume) ws.send(data);
+      else if (!ws) reconnectNow();
+      return;
+    }
+    const data = JSON.stringify(message);
     if (isOpen()) {
       ws.send(data);
       if (requestId !== undefined) inflight.set(requestId, message.rendererId);
@@ -190,6 +294,69 @@
     }
     queue.push({ rendererId: message.rendererId, data, requestId });
     reconnectNow();
+  }
+
+  // ---- resume ----------------------------------------------------------------
+
+  function onControl(message) {
+    const payload = message.payload || {};
+    switch (message.type) {
+      case "session":
+        // A fresh session (first contact, or after a loss): number from 1.
+        session.token = payload.token;
+        session.timeout = Number(payload.resumeTimeout) || 0;
+        session.lastSeq = 0;
+        session.clientSeq = 0;
+        session.log = [];
+        droppedAt = 0;
+        break;
+      case "resumed": {
+        session.token = payload.token; // single use: the next resume needs this one
+        awaitingResume = false;
+        droppedAt = 0;
+        retries = 0;
+        const got = Number(payload.lastSeq) || 0;
+        session.log = session.log.filter((entry) => entry.seq > got);
+        for (const entry of session.log) ws.send(entry.data); // in order, once more
+        if (session.log.length && session.log[0].seq !== got + 1) {
+          console.warn("[quartdash worker] messages older than the client log were lost");
+        }
+        flushQueue();
+        break;
+      }
+      case "session_lost":
+        awaitingResume = false;
+        continuityLost(payload.reason || "unknown");
+        flushQueue();
+        break;
+      case "ack": {
+        const seq = Number(payload.seq) || 0;
+        if (session.log.length && session.log[0].seq <= seq) {
+          session.log = session.log.filter((entry) => entry.seq > seq);
+        }
+        break;
+      }
+      default:
+        break; // heartbeat_ack: the frame itself was the news
+    }
+  }
+
+  // A numbered server message: apply it once (a replay may repeat what we had).
+  function fresh(message) {
+    if (typeof message.seq !== "number") return true;
+    if (message.seq <= session.lastSeq) return false;
+    session.lastSeq = message.seq;
+    if (++session.unacked >= ACK_EVERY) sendAck();
+    else if (!session.ackTimer) session.ackTimer = setTimeout(sendAck, 1000);
+    return true;
+  }
+
+  function sendAck() {
+    clearTimeout(session.ackTimer);
+    session.ackTimer = null;
+    if (!session.unacked || !isOpen() || awaitingResume) return;
+    session.unacked = 0;
+    ws.send(JSON.stringify({ type: "ack", payload: { seq: session.lastSeq } }));
   }
 
   // ---- heartbeat and inactivity ------------------------------------------
@@ -248,10 +415,17 @@
       return;
     }
     const batch = Array.isArray(parsed);
-    const messages = batch ? parsed : [parsed];
-    if (messages.some((m) => m && m.type !== "heartbeat_ack")) lastActivity = Date.now();
+    const messages = (batch ? parsed : [parsed]).filter((m) => {
+      if (!m || typeof m !== "object") return false;
+      if (CONTROL.has(m.type)) {
+        onControl(m);
+        return false;
+      }
+      return fresh(m);
+    });
+    if (messages.length) lastActivity = Date.now();
     if (!batch) {
-      forward(parsed);
+      if (messages.length) forward(messages[0]);
       return;
     }
     // Consecutive set_props for a renderer go out as one set_props_batch
@@ -266,7 +440,6 @@
       post(rendererId, { type: "set_props_batch", rendererId, payload });
     };
     for (const message of messages) {
-      if (!message || message.type === "heartbeat_ack") continue;
       if (message.type === "set_props") {
         const list = pending.get(message.rendererId);
         if (list) list.push(message.payload);
@@ -280,7 +453,6 @@
   }
 
   function forward(message) {
-    if (!message || message.type === "heartbeat_ack") return;
     if (message.type === "callback_response") inflight.delete(message.requestId);
     if (!TO_RENDERER.has(message.type)) {
       console.debug("[quartdash worker] dropped unknown server message", message.type);
@@ -344,7 +516,10 @@
     // server-side state for it (a closed connection ends all its renderers).
     queue = queue.filter((entry) => entry.rendererId !== rendererId);
     for (const [requestId, owner] of inflight) if (owner === rendererId) inflight.delete(requestId);
-    if (contacted.delete(rendererId) && isOpen()) send({ type: "renderer_left", rendererId });
+    // A resumable session outlives the socket: it must hear that the tab left.
+    if (contacted.delete(rendererId) && (isOpen() || session.token)) {
+      send({ type: "renderer_left", rendererId });
+    }
     if (renderers.size === 0) {
       clearTimeout(retryTimer);
       retryTimer = null;

@@ -21,7 +21,7 @@ LAYERS: dict[str, dict[str, set[str]]] = {
     "wire": {"quartdash": {"quartdash.wire"}, "outside": {"orjson", "plotly"}},
     "session": {"quartdash": {"quartdash.session", "quartdash.wire", "quartdash.types",
                               "quartdash.config", "quartdash.signals"}, "outside": set()},
-    "types": {"quartdash": {"quartdash.config"}, "outside": set()},
+    "types": {"quartdash": {"quartdash.config", "quartdash.wire"}, "outside": set()},
     "config": {"quartdash": set(), "outside": set()},
     "signals": {"quartdash": set(), "outside": {"blinker"}},
 }

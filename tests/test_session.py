@@ -19,6 +19,7 @@ import pytest
 
 from quartdash.config import WebSocketConfig
 from quartdash.session import Session, State
+from quartdash.session.registry import SessionRegistry
 from quartdash.types import CallbackInfo, Verdict
 
 Callback = Callable[[dict[str, Any], Any], Awaitable[Any]]
@@ -28,7 +29,7 @@ class Disconnected(Exception):
     """What this fake app's get_prop raises once the tab or session is gone."""
 
 
-@dataclass
+@dataclass(eq=False)
 class FakeApp:
     """A SessionApp with callbacks written as ``async def cb(payload, ws)``."""
 
@@ -38,6 +39,7 @@ class FakeApp:
     websocket_only: bool = True
     opened: list[Session] = field(default_factory=list)
     closed: list[Session] = field(default_factory=list)
+    registry: SessionRegistry = field(default_factory=SessionRegistry)
 
     @property
     def shutdown_grace(self) -> float:
@@ -89,6 +91,7 @@ class FakeApp:
 
     def session_opened(self, session: Any) -> None:
         self.opened.append(session)
+        self.registry.add(session)
 
     def session_closed(self, session: Any) -> None:
         self.closed.append(session)

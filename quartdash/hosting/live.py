@@ -27,6 +27,7 @@ from dash.exceptions import PreventUpdate, WebsocketDisconnected
 
 from ..config import WebSocketConfig
 from ..session import Session
+from ..session.registry import SessionRegistry
 from ..types import CallbackInfo, Verdict
 from ..wire.protocol import CloseCode
 from . import dash_internals
@@ -56,7 +57,7 @@ class LiveApp:
         self.executor = ThreadPoolExecutor(
             max_workers=config.max_workers, thread_name_prefix="quartdash-callback"
         )
-        self.sessions: set[Session] = set()
+        self.registry = SessionRegistry()
         # What the sessions that already ended pushed and sent (session_counts).
         self.closed_props_pushed = 0
         self.closed_frames_sent = 0
@@ -72,6 +73,11 @@ class LiveApp:
     @property
     def config(self) -> WebSocketConfig:
         return self._config
+
+    @property
+    def sessions(self) -> set[Session]:
+        """The open sessions (one per browser connection, detached ones included)."""
+        return self.registry.all
 
     @property
     def debug(self) -> bool:
@@ -144,10 +150,10 @@ class LiveApp:
         return await self.run_hooks(self.message_hooks(), connection.get("websocket"), raw)
 
     def session_opened(self, session: Any) -> None:
-        self.sessions.add(session)
+        self.registry.add(session)
 
     def session_closed(self, session: Any) -> None:
-        self.sessions.discard(session)
+        self.registry.discard(session)
         self.closed_props_pushed += session.props_pushed
         self.closed_frames_sent += session.frames_sent
 
@@ -186,6 +192,7 @@ class LiveApp:
         """Close every session of this app and wait for their callbacks to end."""
         if grace is not None:
             self.shutdown_grace = grace
+        await self.registry.close_accepting(code, reason)
         sessions = list(self.sessions)
         for session in sessions:
             session.request_close(code, reason)

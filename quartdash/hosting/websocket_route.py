@@ -8,6 +8,7 @@ sees 4001 "do not reconnect" instead of an HTTP 403 it keeps retrying.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -16,7 +17,7 @@ from quart import Quart, websocket
 from quart.asgi import ASGIWebsocketConnection
 
 from .. import signals
-from ..session import Session
+from ..session.registry import accept
 from ..wire.guards import host_problem, origin_problem
 from ..wire.protocol import CloseCode
 from . import dash_internals
@@ -91,6 +92,13 @@ class QuartTransport:
         await self._ws.close(code, reason)
 
 
+def binding_of(ws: Any) -> str:
+    """What a connection must share with a session to resume it: the page's
+    origin and the cookies it was opened with (hashed: kept, never shown)."""
+    material = f"{ws.headers.get('origin', '')}\n{ws.headers.get('cookie', '')}"
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
 def connection_info(ws: Any) -> dict[str, Any]:
     """What ``dash.ctx`` offers about the request, taken from the handshake."""
     return {
@@ -124,8 +132,8 @@ def make_websocket_view(live: LiveApp) -> Callable[[], Awaitable[None]]:
             await reject(live, ws, verdict[0], verdict[1], "hook")
             return
         await ws.accept()
-        session = Session(live, connection_info(ws))
-        await session.serve(QuartTransport(ws))
+        await accept(live, live.registry, QuartTransport(ws), connection_info(ws),
+                     binding_of(ws))
 
     return dash_ws_callback
 

@@ -4,6 +4,11 @@ Frames are encoded once, when produced, and queued in the
 :class:`~quartdash.wire.outbox.Outbox`; the sender sends whatever is ready
 as one frame (a JSON array when there are several), so a burst of pushes
 costs one send.
+
+On a resumable session each message also gets the next sequence number and
+goes into the :class:`~quartdash.wire.replay.ReplayLog` until the client
+acks it; the sender pauses while the session waits for its client to come
+back, and :meth:`Sender.replay` sends what the client missed first.
 """
 
 from __future__ import annotations
@@ -15,9 +20,14 @@ from ..config import WebSocketConfig
 from ..types import Transport
 from ..wire import protocol
 from ..wire.outbox import Outbox
+from ..wire.replay import ReplayLog
 from ..wire.rules import SendStall
 
 __all__ = ["Sender"]
+
+# Messages per frame when replaying a backlog: one frame of everything could
+# be as large as the whole replay budget.
+REPLAY_BATCH = 256
 
 
 class Sender:
@@ -32,12 +42,15 @@ class Sender:
     coalesced to the latest values until it catches up.
     """
 
-    __slots__ = ("_loop", "_on_stall", "_stall", "_task", "_watchdog", "frames_sent", "outbox")
+    __slots__ = ("_loop", "_on_stall", "_stall", "_task", "_watchdog", "frames_sent", "log",
+                 "outbox", "seq")
 
     def __init__(self, config: WebSocketConfig, loop: asyncio.AbstractEventLoop,
                  on_stall: Callable[[str], None]) -> None:
         self.outbox = Outbox(config.max_pending, config.max_pending_bytes)
         self.frames_sent = 0
+        self.seq = 0  # the last sequence number given (resumable sessions)
+        self.log: ReplayLog | None = None  # set when the session becomes resumable
         self._loop = loop
         self._stall = SendStall(config.send_timeout, loop.time())
         self._on_stall = on_stall
@@ -50,17 +63,33 @@ class Sender:
     def start(self, transport: Transport) -> None:
         self._task = asyncio.create_task(self._run(transport), name="quartdash-sender")
 
+    async def pause(self) -> None:
+        """End the task but keep what waits: the session may get a new transport."""
+        self._disarm()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait([self._task], timeout=1)
+            self._task = None
+        self._stall.send_finished()
+
     async def stop(self) -> None:
         """Close the outbox and end the task. First thing at shutdown: a send
         blocked on a client that stopped reading holds the socket, and the
         close frame must get through."""
         self.outbox.close()
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait([self._task], timeout=1)
+        await self.pause()
+
+    async def replay(self, transport: Transport, after: int) -> bool:
+        """Send, in order, the logged messages after ``after`` (what the client
+        missed); False when some of them were lost."""
+        assert self.log is not None
+        frames = self.log.since(after)
+        if frames is None:
+            return False
+        for start in range(0, len(frames), REPLAY_BATCH):
+            await transport.send(protocol.batch(frames[start:start + REPLAY_BATCH]).decode())
+            self.frames_sent += 1
+        return True
 
     async def _run(self, transport: Transport) -> None:
         outbox, send, loop = self.outbox, transport.send, self._loop
@@ -68,7 +97,8 @@ class Sender:
             await outbox.wait()
             if outbox.closed:
                 return
-            text = protocol.batch(outbox.drain()).decode()
+            frames = outbox.drain() if self.log is None else self._number(outbox)
+            text = protocol.batch(frames).decode()
             self._stall.send_started(loop.time())
             if self._watchdog is None:
                 self._arm(self._stall.timeout)
@@ -76,8 +106,26 @@ class Sender:
             self._stall.send_finished()
             self.frames_sent += 1
 
+    def _number(self, outbox: Outbox) -> list[bytes]:
+        """Give each message its sequence number and log it for replay."""
+        log = self.log
+        assert log is not None
+        frames = []
+        for frame, key, is_patch, control in outbox.drain_entries():
+            if not control:
+                self.seq += 1
+                frame = protocol.with_seq(frame, self.seq)
+                log.append(self.seq, frame, key, is_patch)
+            frames.append(frame)
+        return frames
+
     def _arm(self, delay: float) -> None:
         self._watchdog = self._loop.call_later(delay, self._check)
+
+    def _disarm(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
 
     def _check(self) -> None:
         self._watchdog = None

@@ -19,6 +19,7 @@ through :class:`~quartdash.types.SessionApp` and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import threading
@@ -31,7 +32,8 @@ from ..config import WebSocketConfig
 from ..types import SessionApp, Transport
 from ..wire import protocol
 from ..wire.outbox import Outbox, OutboxOverflow
-from ..wire.protocol import CloseCode, ErrorCode, Message, ProtocolError
+from ..wire.protocol import CloseCode, ErrorCode, LostReason, Message, ProtocolError
+from ..wire.replay import ReplayLog
 from ..wire.rules import ByteBudget, Inactivity, TokenBucket
 from .handle import WebSocketHandle
 from .reads import PropReads
@@ -53,16 +55,24 @@ CLOSE_SEND_TIMEOUT = 2.0
 # session's serve() ended (strong references; each ends within CLOSE_TIMEOUT).
 _finishing: set[asyncio.Task[None]] = set()
 
+# Client messages received between two acks we send back (and one with each heartbeat).
+ACK_EVERY = 32
+
+_CONTROL = frozenset({protocol.HELLO, protocol.RESUME, protocol.ACK})
+
 # Closes that a configured limit caused: reported as connection_rejected(reason="limit").
 _LIMIT_CODES = frozenset({CloseCode.MESSAGE_TOO_BIG, CloseCode.FLOOD, CloseCode.SLOW_CONSUMER,
                           CloseCode.OVER_BUDGET})
 
 
 class State(enum.Enum):
-    """A session's life, one way: OPEN -> CLOSING -> CLOSED."""
+    """A session's life: OPEN <-> DETACHED -> CLOSING -> CLOSED."""
 
     OPEN = "open"
     """Serving its transport."""
+    DETACHED = "detached"
+    """Its socket dropped; it waits ``resume_timeout`` for the client to come
+    back. Callbacks keep running; what they push waits."""
     CLOSING = "closing"
     """Closing (a close was asked for, or the client went): nothing new is sent or started."""
     CLOSED = "closed"
@@ -89,7 +99,8 @@ class Session:
     ``frames_sent`` are safe to read.
     """
 
-    def __init__(self, app: SessionApp, connection: Mapping[str, Any]) -> None:
+    def __init__(self, app: SessionApp, connection: Mapping[str, Any], *,
+                 binding: str = "") -> None:
         self.app = app
         self.config: WebSocketConfig = app.config
         self.connection = connection
@@ -101,7 +112,18 @@ class Session:
         self.props_pushed = 0  # set_props values accepted for sending (before coalescing)
         self.messages_received = 0
         self._close: _Close | None = None
+        self._closed = asyncio.Event()
         self._serve_task: asyncio.Task[Any] | None = None
+        # Resume: the token that brings this session back to a new socket, and
+        # what the connection must match (origin, cookies) to be allowed to.
+        self.token: str | None = None
+        self.binding = binding
+        self.client_seq = 0  # the last client message received (resumable sessions)
+        self._client_acked = 0
+        self._takeover = False
+        self._detached = asyncio.Event()
+        self._expiry: asyncio.TimerHandle | None = None
+        self._lost = LostReason.EXPIRED  # what a resume learns once this session ended
         self._background: set[asyncio.Task[None]] = set()
         now = self.loop.time()
         rate = float(self.config.max_messages_per_second)
@@ -122,8 +144,9 @@ class Session:
 
     @property
     def closed(self) -> bool:
-        """True from the moment the session starts closing."""
-        return self.state is not State.OPEN
+        """True from the moment the session starts closing (a detached session,
+        waiting for its client, is not closed)."""
+        return self.state is State.CLOSING or self.state is State.CLOSED
 
     @property
     def outbox(self) -> Outbox:
@@ -140,59 +163,172 @@ class Session:
 
     # -- the connection's life -----------------------------------------------------------
 
-    async def serve(self, transport: Transport) -> None:
-        """Read frames until the client leaves or the server closes; then shut down.
+    async def serve(self, transport: Transport, first: str | bytes | None = None, *,
+                    lost: LostReason | None = None) -> None:
+        """Serve a new connection: read frames (``first`` already read) until the
+        client leaves or the server closes; then shut down, or, when the client
+        can resume and just lost its socket, wait for it (:meth:`resume`).
 
-        The caller may cancel this task at any time (the client went away):
-        the shutdown still completes, then the cancellation propagates.
+        ``lost``: the client asked to resume a session that cannot be: it is
+        told so first (``session_lost``), and this fresh session is resumable.
+        The caller may cancel this task at any time (the client went away).
         """
-        self._serve_task = asyncio.current_task()
-        self.sender.start(transport)
-        self._arm_idle_timer()
         self.app.session_opened(self)
         signals.emit(signals.session_connected, self.app, session=self)
+        if lost is not None:
+            self.push(protocol.session_lost_frame(lost), control=True)
+            signals.emit(signals.resume_failed, self.app, session=self, reason=lost.value)
+            self._become_resumable()
+        await self._serve(transport, first)
+
+    async def resume(self, transport: Transport, last_seq: int) -> LostReason | None:
+        """Serve ``transport`` as this session's new socket; the client applied
+        every message up to ``last_seq``. Returns when the connection ends (None),
+        or at once with the reason when the session cannot be resumed."""
+        if self.state is State.OPEN:
+            await self._take_over()  # the old socket is dead; the server had not noticed
+        if self.state is not State.DETACHED:
+            return self._lost
+        log_ = self.sender.log
+        if log_ is None or last_seq > self.sender.seq or log_.since(last_seq) is None:
+            self.request_close(CloseCode.GOING_AWAY, "what the client missed was lost")
+            return LostReason.BUDGET
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        self.token = self.app.registry.issue_token(self)  # single use
+        self.state = State.OPEN
+        log_.ack(last_seq)
         try:
+            # The client learns its next token and what we last received,
+            # then gets what it missed, in order, before anything new.
+            await transport.send(protocol.resumed_frame(self.token, self.client_seq).decode())
+            replayed = len(log_)
+            await self.sender.replay(transport, last_seq)
+        except (OSError, RuntimeError) as exc:
+            log.debug("resume: the new socket failed at once: %r", exc)
+        else:
+            signals.emit(signals.session_resumed, self.app, session=self, replayed=replayed)
+        await self._serve(transport, None)
+        return None
+
+    async def _serve(self, transport: Transport, first: str | bytes | None) -> None:
+        task = asyncio.current_task()
+        self._serve_task = task
+        self._takeover = False
+        self._detached.clear()
+        self.sender.start(transport)
+        self._arm_idle_timer()
+        try:
+            if first is not None:
+                await self.on_frame(first)
             while self._close is None:
                 data = await transport.receive()
                 await self.on_frame(data)
         except asyncio.CancelledError:
-            if self._close is None:
-                raise  # the client went away, or the server is stopping
-            # We cancelled ourselves to leave receive(): that is a close.
-            if self._serve_task is not None:
-                self._serve_task.uncancel()
-        finally:
-            # Quart cancels this handler as soon as the client answers our
-            # close frame, i.e. in the middle of _shutdown: finish it anyway
-            # (it is bounded by shutdown_grace), then let the cancel through.
-            shutdown = asyncio.ensure_future(self._shutdown(transport))
-            cancelled = False
-            task = asyncio.current_task()
-            if self._close is not None and task is not None and not task.cancelling():
-                try:
-                    await self._linger(transport)
-                except asyncio.CancelledError:
-                    cancelled = True
-            while not shutdown.done():
-                try:
-                    await asyncio.shield(shutdown)
-                except asyncio.CancelledError:
-                    cancelled = True
-            shutdown.result()
-            pending = self._close.pending if self._close is not None else None
-            if pending is not None:
-                finishing = _finish_close(pending)
-                if cancelled:
-                    # The server stops waiting for us (granian reports a
-                    # disconnect once the app has asked to close), but the frame
-                    # still goes out if the client reads: keep it, bounded.
-                    task = asyncio.ensure_future(finishing)
-                    _finishing.add(task)
-                    task.add_done_callback(_finishing.discard)
-                else:
-                    await finishing
+            assert task is not None
+            if self._close is None and self._takeover:
+                task.uncancel()  # a new socket takes over: wait for nobody
+                await self._detach(transport, superseded=True)
+                return
+            if self._close is not None:
+                task.uncancel()  # we cancelled ourselves to leave receive(): a close
+            elif self._may_detach():
+                await _shielded(self._detach(transport))
+                raise  # the client went away: the server ends the handler
+            else:
+                await self._end(transport, cancelled=True)
+        except Exception:
+            if self._close is None and self._may_detach():
+                await _shielded(self._detach(transport))
+            else:
+                await self._end(transport, cancelled=False)
+            raise
+        await self._end(transport, cancelled=False)
+
+    async def _end(self, transport: Transport, cancelled: bool) -> None:
+        """Shut down after the transport's end; re-raise a cancellation after.
+
+        The server cancels the handler as soon as the client answers our close
+        frame, i.e. in the middle of _shutdown: finish it anyway (it is bounded
+        by shutdown_grace), then let the cancel through.
+        """
+        shutdown = asyncio.ensure_future(self._shutdown(transport))
+        task = asyncio.current_task()
+        if self._close is not None and not cancelled and task is not None \
+                and not task.cancelling():
+            try:
+                await self._linger(transport)
+            except asyncio.CancelledError:
+                cancelled = True
+        while not shutdown.done():
+            try:
+                await asyncio.shield(shutdown)
+            except asyncio.CancelledError:
+                cancelled = True
+        shutdown.result()
+        pending = self._close.pending if self._close is not None else None
+        if pending is not None:
+            finishing = _finish_close(pending)
             if cancelled:
-                raise asyncio.CancelledError
+                # The server stops waiting for us (granian reports a
+                # disconnect once the app has asked to close), but the frame
+                # still goes out if the client reads: keep it, bounded.
+                _keep(asyncio.ensure_future(finishing))
+            else:
+                await finishing
+        if cancelled:
+            raise asyncio.CancelledError
+
+    # -- resume ------------------------------------------------------------------------
+
+    def _may_detach(self) -> bool:
+        # Worth keeping: a client that can resume, with a tab still open.
+        return (self.token is not None and self.config.resume_timeout > 0
+                and self.state is State.OPEN and bool(self.renderers))
+
+    def _become_resumable(self) -> None:
+        """The client can resume (``hello``): number messages from now on."""
+        if self.token is not None or self.config.resume_timeout <= 0:
+            return
+        self.sender.log = ReplayLog(self.config.max_pending_bytes)
+        self.token = self.app.registry.issue_token(self)
+        self.push(protocol.session_frame(self.token, self.config.resume_timeout),
+                  control=True)
+
+    async def _detach(self, transport: Transport, superseded: bool = False) -> None:
+        """The socket is gone but the client may come back: keep everything,
+        send nothing, and wait ``resume_timeout`` for :meth:`resume`."""
+        self.state = State.DETACHED
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        await self.sender.pause()
+        if superseded:
+            with contextlib.suppress(TimeoutError, OSError, RuntimeError):
+                async with asyncio.timeout(1):
+                    await transport.close(CloseCode.SUPERSEDED, "Resumed on a new connection")
+        self._expiry = self.loop.call_later(self.config.resume_timeout, self._expire)
+        signals.emit(signals.session_detached, self.app, session=self)
+        self._detached.set()
+
+    async def _take_over(self) -> None:
+        """A resume while the old socket still looks open (it died silently):
+        detach from it first."""
+        self._takeover = True
+        task = self._serve_task
+        if task is not None and not task.done():
+            task.cancel()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLOSE_SEND_TIMEOUT):
+                await self._detached.wait()
+
+    def _expire(self) -> None:
+        self._expiry = None
+        self._lost = LostReason.EXPIRED
+        self.request_close(CloseCode.GOING_AWAY, "resume window over")
+
+    # -- closing -----------------------------------------------------------------------
 
     async def _linger(self, transport: Transport) -> None:
         """After our close frame, read and drop what the client still sends.
@@ -222,11 +358,19 @@ class Session:
         if self._close is not None or self.state is State.CLOSED:
             return
         self._close = _Close(code, reason)
-        if self.state is State.OPEN:
-            self.state = State.CLOSING
+        detached = self.state is State.DETACHED
+        self.state = State.CLOSING
         if code in _LIMIT_CODES:
             signals.emit(signals.connection_rejected, self.app, reason="limit", code=code,
                          detail=reason, session=self)
+            self._lost = LostReason.BUDGET
+        if detached:
+            # No socket to close: end at once (a resume learns why: _lost).
+            if self._expiry is not None:
+                self._expiry.cancel()
+            self._close.sent.set()
+            _keep(asyncio.ensure_future(self._shutdown(None)))
+            return
         task = self._serve_task
         if task is not None and task is not asyncio.current_task() and not task.done():
             task.cancel()
@@ -247,11 +391,10 @@ class Session:
             await self.wait_closed()
 
     async def wait_closed(self) -> None:
-        """Return once the session has shut down (its serve task ended)."""
-        if self._serve_task is not None and not self._serve_task.done():
-            await asyncio.wait([self._serve_task])
+        """Return once the session has shut down."""
+        await self._closed.wait()
 
-    async def _shutdown(self, transport: Transport) -> None:
+    async def _shutdown(self, transport: Transport | None) -> None:
         self.state = State.CLOSING
         # Before the runs are ended: lets waiters (broadcast subscriptions) see
         # is_shutdown now instead of sleeping into the grace-period cancel.
@@ -260,7 +403,7 @@ class Session:
             self._idle_timer.cancel()
         await self.sender.stop()
         close = self._close
-        if close is not None:
+        if close is not None and transport is not None:
             self.close_code = close.code
             closing = asyncio.ensure_future(transport.close(close.code, close.reason))
             try:
@@ -278,10 +421,12 @@ class Session:
         await end_runs(runs, self.app.shutdown_grace)
         if self._background:
             await asyncio.wait(self._background, timeout=self.config.shutdown_grace)
+        self.app.registry.discard(self, self._lost)
         self.app.session_closed(self)
         for renderer_id in self.renderers:  # balance renderer_joined for tabs still open
             signals.emit(signals.renderer_left, self.app, session=self, renderer_id=renderer_id)
         self.state = State.CLOSED
+        self._closed.set()
         signals.emit(signals.session_disconnected, self.app, session=self, code=self.close_code)
 
     # -- inbound -------------------------------------------------------------------------
@@ -358,8 +503,17 @@ class Session:
         self.messages_received += 1
         if kind == protocol.HEARTBEAT:
             # Not activity: a client that only says it is alive is idle.
-            self.push(protocol.HEARTBEAT_ACK_FRAME, activity=False)
+            self.push(protocol.HEARTBEAT_ACK_FRAME, activity=False, control=True)
+            self._ack_client(force=True)
             return
+        if kind in _CONTROL:
+            self._control(message)
+            return
+        if message.seq is not None and self.token is not None:
+            if message.seq <= self.client_seq:
+                return  # sent again after a resume, and we had it: once only
+            self.client_seq = message.seq
+            self._ack_client()
         # Only a message that acted is activity: a no-op (leaving a tab that
         # is not there, an unknown answer) keeps nobody's session alive.
         acted = False
@@ -384,6 +538,26 @@ class Session:
             # RENDERER_JOINED: first contact already handled by self.renderer()
         if acted:
             self._idle.touch(self.loop.time())
+
+    def _control(self, message: Message) -> None:
+        if message.type == protocol.HELLO:
+            if message.payload.get("resume"):
+                self._become_resumable()
+        elif message.type == protocol.ACK:
+            log_ = self.sender.log
+            if log_ is not None and message.payload["seq"] <= self.sender.seq:
+                log_.ack(message.payload["seq"])
+        else:  # RESUME: only a connection's first message may resume (registry.accept)
+            self.send_error(ProtocolError(ErrorCode.BAD_MESSAGE,
+                                          "'resume' must be a connection's first message"))
+
+    def _ack_client(self, force: bool = False) -> None:
+        """Tell the client what we received, so it can forget it: every
+        ACK_EVERY messages, and with each heartbeat."""
+        unacked = self.client_seq - self._client_acked
+        if unacked >= ACK_EVERY or (force and unacked > 0):
+            self._client_acked = self.client_seq
+            self.push(protocol.ack_frame(self.client_seq), activity=False, control=True)
 
     # -- tabs ----------------------------------------------------------------------------
 
@@ -447,12 +621,16 @@ class Session:
 
     # -- outbound ------------------------------------------------------------------------
 
-    def push(self, frame: bytes, *, activity: bool = True) -> None:
-        """Queue a frame that is never coalesced (responses, requests, errors)."""
+    def push(self, frame: bytes, *, activity: bool = True, control: bool = False) -> None:
+        """Queue a frame that is never coalesced (responses, requests, errors);
+        ``control``: about the connection itself (no sequence number, no replay)."""
         if activity:
             self._idle.touch(self.loop.time())
         try:
-            self.sender.outbox.push(frame)
+            if control:
+                self.sender.outbox.push_control(frame)
+            else:
+                self.sender.outbox.push(frame)
         except OutboxOverflow as overflow:
             self.request_close(CloseCode.SLOW_CONSUMER, str(overflow))
 
@@ -563,3 +741,21 @@ async def _finish_close(pending: asyncio.Future[None]) -> None:
         pending.cancel()
     except (OSError, RuntimeError) as exc:
         log.debug("close frame not sent: %r", exc)
+
+
+def _keep(task: asyncio.Task[None]) -> None:
+    """Hold a background task until it ends (the loop keeps only weak references)."""
+    _finishing.add(task)
+    task.add_done_callback(_finishing.discard)
+
+
+async def _shielded(coro: Any) -> None:
+    """Run ``coro`` to its end even if the calling task is cancelled meanwhile."""
+    task = asyncio.ensure_future(coro)
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+    task.result()

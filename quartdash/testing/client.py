@@ -9,6 +9,7 @@ that renderers and tests wait with.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -30,6 +31,10 @@ T = TypeVar("T")
 _DEFAULT: Any = object()  # "work it out" (e.g. the Origin header)
 
 
+# Messages about the connection itself (resume), not for a tab.
+_CONTROL = frozenset({"session", "resumed", "session_lost", "ack"})
+
+
 class DashClient:
     """A protocol-level client for one hosted Dash app (see :mod:`quartdash.testing`).
 
@@ -41,11 +46,16 @@ class DashClient:
     own (so the origin check passes); None sends none. ``headers`` go with
     the handshake and every HTTP request. ``timeout`` bounds connecting and
     every HTTP request.
+
+    ``resumable=True`` plays quartdash's own worker: it says ``hello``,
+    numbers its messages, acks the server's and applies each numbered one
+    once; :meth:`drop` then loses the connection and :meth:`resume` brings
+    the session back on a new one (docs/protocol.md).
     """
 
     def __init__(self, target: Any, prefix: str | None = None, *, server: Any = None,
                  origin: str | None = _DEFAULT, headers: Mapping[str, str] | None = None,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
+                 timeout: float = DEFAULT_TIMEOUT, resumable: bool = False) -> None:
         self.transport, self.prefix = _transport_for(target, prefix, server)
         self.origin = self.transport.default_origin if origin is _DEFAULT else origin
         self.headers = dict(headers or {})
@@ -56,7 +66,9 @@ class DashClient:
         """``error`` messages with no (or an unknown) renderer id."""
         self.renderers: dict[str, TestRenderer] = {}
         self.generation = 0
-        """Counts connections: 1 after the first connect, 2 after a reconnect..."""
+        """Counts connections: 1 after the first connect, 2 after a reconnect... (a
+        resumed connection continues its session: it counts as the same one)."""
+        self._socket_id = 0  # counts sockets, resumed ones included
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self._socket: _Socket | None = None
@@ -68,6 +80,18 @@ class DashClient:
         self._heartbeat_acks = 0
         self.reader_error: Exception | None = None
         """What broke the reader task (a frame it could not handle), if anything."""
+        # Resume (resumable=True): the session's token and both sides' numbers.
+        self.resumable = resumable
+        self.token: str | None = None
+        self.last_seq = 0
+        """The last numbered server message applied."""
+        self.duplicates = 0
+        """Numbered server messages received again (a replay) and dropped."""
+        self.lost: list[str] = []
+        """The reasons of every ``session_lost`` received."""
+        self._client_seq = 0
+        self._client_log: list[tuple[int, str]] = []  # (seq, text) not acked by the server
+        self._resumed = 0
 
     async def __aenter__(self) -> DashClient:
         return self
@@ -164,11 +188,11 @@ class DashClient:
         socket = await self.transport.open_websocket(
             self.path("_dash-ws-callback"), headers, self.timeout if timeout is None else timeout)
         self.generation += 1
-        self._socket = socket
-        self._closed = False
-        self.close_code = self.close_reason = None
-        self._reader = asyncio.create_task(self._read(socket, self.generation),
-                                           name=f"quartdash-test-reader-{self.generation}")
+        self._start_reading(socket)
+        if self.resumable:
+            await socket.send(json.dumps({"type": "hello", "payload": {"resume": 1}}))
+            await self.wait_for(lambda: self.token is not None, "the session's token",
+                                self.timeout if timeout is None else timeout)
 
     async def disconnect(self, code: int = 1000, reason: str = "",
                          *, timeout: float | None = None) -> None:
@@ -204,6 +228,41 @@ class DashClient:
         """Disconnect (if connected). Idempotent."""
         await self.disconnect()
 
+    async def drop(self, *, timeout: float | None = None) -> None:
+        """Lose the connection as a network would: no close frame. A resumable
+        session then waits on the server for :meth:`resume`."""
+        socket, reader = self._socket, self._reader
+        if socket is None:
+            return
+        self._socket = None
+        self._socket_id += 1  # what the old reader still sees is not ours
+        limit = self.timeout if timeout is None else timeout
+        await socket.drop(limit)
+        if reader is not None and not reader.done():
+            reader.cancel()
+            await asyncio.wait([reader], timeout=limit)
+        self._mark_closed(1006, "dropped")
+
+    async def resume(self, *, timeout: float | None = None) -> str | None:
+        """Open a new connection and resume the session on it. Returns None once
+        resumed (what was missed replayed, our unacked messages resent), or the
+        reason the server gave for not resuming (a fresh session then started)."""
+        if not self.resumable or self.token is None:
+            raise RuntimeError("resume() needs DashClient(resumable=True) and a session")
+        limit = self.timeout if timeout is None else timeout
+        lost_before, resumed_before = len(self.lost), self._resumed
+        headers = dict(self.headers)
+        if self.origin is not None:
+            headers["Origin"] = self.origin
+        socket = await self.transport.open_websocket(self.path("_dash-ws-callback"), headers,
+                                                     limit)
+        await socket.send(json.dumps({"type": "resume", "payload": {
+            "token": self.token, "lastSeq": self.last_seq}}))
+        self._start_reading(socket)
+        await self.wait_for(lambda: len(self.lost) > lost_before or self._resumed > resumed_before,
+                            "the server's answer to resume", limit)
+        return self.lost[-1] if len(self.lost) > lost_before else None
+
     async def open_renderer(self, renderer_id: str | None = None,
                             props: Mapping[Any, Any] | None = None, *,
                             join: bool = True) -> TestRenderer:
@@ -225,10 +284,19 @@ class DashClient:
         return renderer
 
     async def send(self, message: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> None:
-        """Send one message, or a list of messages as one batch frame."""
-        if not isinstance(message, Mapping):
-            message = list(message)
-        await self.send_text(json.dumps(message))
+        """Send one message, or a list of messages as one batch frame (numbered
+        and kept until acked on a resumable session)."""
+        batch = not isinstance(message, Mapping)
+        messages = [dict(message)] if isinstance(message, Mapping) else [dict(m) for m in message]
+        if self.token is not None:
+            for item in messages:
+                if item.get("type") not in ("heartbeat", "ack", "hello", "resume"):
+                    self._client_seq += 1
+                    item["seq"] = self._client_seq
+                    self._client_log.append((self._client_seq, json.dumps(item)))
+            if self._socket is None or self._closed:
+                return  # offline, as a tab during a drop: sent on resume
+        await self.send_text(json.dumps(messages if batch else messages[0]))
 
     async def send_text(self, text: str) -> None:
         """Send a raw text frame."""
@@ -323,20 +391,55 @@ class DashClient:
 
     # -- the reader -----------------------------------------------------------------------------
 
-    async def _read(self, socket: _Socket, generation: int) -> None:
+    def _start_reading(self, socket: _Socket) -> None:
+        self._socket_id += 1
+        self._socket = socket
+        self._closed = False
+        self.close_code = self.close_reason = None
+        self._reader = asyncio.create_task(self._read(socket, self._socket_id),
+                                           name=f"quartdash-test-reader-{self._socket_id}")
+
+    async def _read(self, socket: _Socket, socket_id: int) -> None:
         try:
             while True:
                 data = await socket.recv()
                 await self._on_frame(data.decode() if isinstance(data, bytes) else data)
                 self._notify()
         except _Closed as closed:
-            if generation == self.generation:
+            if socket_id == self._socket_id:
                 self._mark_closed(closed.code, closed.reason)
         except Exception as error:
             # Surface it in every wait instead of letting waits time out blindly.
             self.reader_error = error
             self._notify()
             raise
+
+    async def _on_control(self, message: dict[str, Any]) -> None:
+        payload = message.get("payload") or {}
+        kind = message.get("type")
+        if kind == "session":
+            self.token, self.last_seq, self._client_seq = payload["token"], 0, 0
+            self._client_log = []
+        elif kind == "resumed":
+            self.token = payload["token"]
+            got = int(payload["lastSeq"])
+            self._client_log = [(s, t) for s, t in self._client_log if s > got]
+            for _, text in self._client_log:  # what the server missed, once more
+                await self.send_text(text)
+            self._resumed += 1
+        elif kind == "session_lost":
+            self.lost.append(str(payload.get("reason")))
+            self.token = None
+            self.generation += 1  # what was due on the lost session will not come
+        elif kind == "ack":
+            got = int(payload["seq"])
+            self._client_log = [(s, t) for s, t in self._client_log if s > got]
+
+    async def _ack(self) -> None:
+        if self._socket is not None and not self._closed:
+            with contextlib.suppress(_Closed):
+                await self._socket.send(json.dumps(
+                    {"type": "ack", "payload": {"seq": self.last_seq}}))
 
     def _mark_closed(self, code: int | None, reason: str) -> None:
         if not self._closed:
@@ -352,11 +455,23 @@ class DashClient:
         frame = Frame(len(self.frames), text, messages, now, batch)
         self.frames.append(frame)
         for message in messages:
+            kind = message.get("type")
+            if kind in _CONTROL:
+                await self._on_control(message)
+            seq = message.get("seq")
+            if isinstance(seq, int) and self.token is not None:
+                if seq <= self.last_seq:
+                    self.duplicates += 1
+                    continue  # replayed, and we had it: applied once
+                self.last_seq = seq
+                if seq % 16 == 0:
+                    await self._ack()
             received = Received(next(self._seq), message, frame.index, now)
             self.messages.append(received)
-            kind = message.get("type")
             if kind == "heartbeat_ack":
                 self._heartbeat_acks += 1
+                continue
+            if kind in _CONTROL:
                 continue
             renderer = self.renderers.get(str(message.get("rendererId") or ""))
             if renderer is not None:

@@ -38,6 +38,9 @@ class _Socket(Protocol):
     async def send(self, text: str) -> None: ...
     async def recv(self) -> str | bytes: ...
     async def close(self, code: int, reason: str, timeout: float) -> None: ...
+    async def drop(self, timeout: float) -> None:
+        """Lose the connection without a close frame (a network drop)."""
+        ...
 
 
 class _Transport(Protocol):
@@ -150,6 +153,10 @@ class _InProcessSocket:
     async def close(self, code: int, reason: str, timeout: float) -> None:
         await self._abandon(timeout)
 
+    async def drop(self, timeout: float) -> None:
+        # In-process there is no TCP: the app sees the same disconnect.
+        await self._abandon(timeout)
+
     async def _abandon(self, timeout: float) -> None:
         # websocket.disconnect ends the handler (its callbacks are cancelled);
         # waiting for the app task bounds the session's shutdown.
@@ -238,6 +245,16 @@ class _NetworkSocket:
             return await self.ws.recv()
         except WsClosed as closed:
             raise _Closed(*_close_info(closed)) from None
+
+    async def drop(self, timeout: float) -> None:
+        # A TCP reset: no close frame, no FIN; the server sees the socket die.
+        import socket
+        import struct
+
+        raw = self.ws.transport.get_extra_info("socket")
+        if raw is not None:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.ws.transport.abort()
 
     async def close(self, code: int, reason: str, timeout: float) -> None:
         try:

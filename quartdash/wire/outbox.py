@@ -26,14 +26,16 @@ class OutboxOverflow(Exception):
 
 
 class Outbox:
-    __slots__ = ("_entries", "_max_bytes", "_max_pending", "_patches", "_ready", "_seq",
-                 "bytes", "closed")
+    __slots__ = ("_control", "_entries", "_max_bytes", "_max_pending", "_patch_key",
+                 "_patches", "_ready", "_seq", "bytes", "closed")
 
     def __init__(self, max_pending: int, max_bytes: int = 16 * 1024 * 1024) -> None:
         # key -> frame; dict order is send order. Keys are either a
         # (renderer, component, prop) tuple (coalescable) or an int (not).
         self._entries: dict[Hashable, bytes] = {}
         self._patches: dict[tuple[str, str, str], list[int]] = {}
+        self._patch_key: dict[int, tuple[str, str, str]] = {}  # patch seq -> its key
+        self._control: set[int] = set()  # frames about the connection, not the page
         self._seq = itertools.count()
         self._max_pending = max_pending
         self._max_bytes = max_bytes
@@ -48,12 +50,20 @@ class Outbox:
         """Queue a frame that is never coalesced (responses, requests, errors)."""
         self._put(next(self._seq), frame)
 
+    def push_control(self, frame: bytes) -> None:
+        """Queue a frame about the connection itself (heartbeat acks, acks): it
+        takes no sequence number and is never replayed."""
+        seq = next(self._seq)
+        self._put(seq, frame)
+        self._control.add(seq)
+
     def push_prop(self, key: tuple[str, str, str], frame: bytes, *, is_patch: bool) -> None:
         """Queue a ``set_props`` frame for one (renderer, component, property)."""
         if is_patch:
             seq = next(self._seq)
-            self._patches.setdefault(key, []).append(seq)
             self._put(seq, frame)
+            self._patches.setdefault(key, []).append(seq)
+            self._patch_key[seq] = key
             return
         for seq in self._patches.pop(key, ()):
             self._drop(seq)
@@ -65,6 +75,8 @@ class Outbox:
         frame = self._entries.pop(key, None)
         if frame is not None:
             self.bytes -= len(frame)
+            if isinstance(key, int):
+                self._patch_key.pop(key, None)
 
     def _put(self, key: Hashable, frame: bytes) -> None:
         if self.closed:
@@ -89,16 +101,35 @@ class Outbox:
     def drain(self) -> list[bytes]:
         """Take every waiting frame, in send order."""
         frames = list(self._entries.values())
+        self._clear()
+        return frames
+
+    def drain_entries(self) -> list[tuple[bytes, Hashable | None, bool, bool]]:
+        """Take every waiting frame, in send order, as ``(frame, key, is_patch,
+        control)``: ``key`` is the (renderer, component, property) of a
+        ``set_props`` (None for other frames), for the replay log."""
+        patch_key, control = self._patch_key, self._control
+        entries: list[tuple[bytes, Hashable | None, bool, bool]] = []
+        for key, frame in self._entries.items():
+            if isinstance(key, tuple):
+                entries.append((frame, key, False, False))
+            elif key in patch_key:
+                entries.append((frame, patch_key[key], True, False))
+            else:
+                entries.append((frame, None, False, key in control))
+        self._clear()
+        return entries
+
+    def _clear(self) -> None:
         self._entries.clear()
         self._patches.clear()
+        self._patch_key.clear()
+        self._control.clear()
         self._ready.clear()
         self.bytes = 0
-        return frames
 
     def close(self) -> None:
         """Refuse further frames and wake the sender so it can stop."""
         self.closed = True
-        self._entries.clear()
-        self._patches.clear()
-        self.bytes = 0
+        self._clear()
         self._ready.set()

@@ -20,15 +20,25 @@ GET_PROPS_RESPONSE: Final = "get_props_response"
 HEARTBEAT: Final = "heartbeat"
 RENDERER_JOINED: Final = "renderer_joined"
 RENDERER_LEFT: Final = "renderer_left"
+# Resume (docs/protocol.md): a worker that can resume says so first (hello)
+# or presents its token on a new socket (resume); both sides ack what they
+# applied, so the other can drop it from its replay log.
+HELLO: Final = "hello"
+RESUME: Final = "resume"
+ACK: Final = "ack"
 
 CALLBACK_RESPONSE: Final = "callback_response"
 SET_PROPS: Final = "set_props"
 GET_PROPS_REQUEST: Final = "get_props_request"
 ERROR: Final = "error"
 HEARTBEAT_ACK: Final = "heartbeat_ack"
+SESSION: Final = "session"
+RESUMED: Final = "resumed"
+SESSION_LOST: Final = "session_lost"
 
 INBOUND_TYPES: Final = frozenset(
-    {CALLBACK_REQUEST, GET_PROPS_RESPONSE, HEARTBEAT, RENDERER_JOINED, RENDERER_LEFT}
+    {CALLBACK_REQUEST, GET_PROPS_RESPONSE, HEARTBEAT, RENDERER_JOINED, RENDERER_LEFT,
+     HELLO, RESUME, ACK}
 )
 
 HEARTBEAT_ACK_FRAME: Final = b'{"type":"heartbeat_ack"}'
@@ -38,6 +48,24 @@ HEARTBEAT_ACK_FRAME: Final = b'{"type":"heartbeat_ack"}'
 MAX_ID_LENGTH: Final = 256
 # Error messages quote at most this many characters of what the client sent.
 ECHO_LIMIT: Final = 40
+# A resume token: 32 random bytes, URL-safe base64 (43 characters).
+TOKEN_LENGTH: Final = 43
+
+
+class LostReason(enum.StrEnum):
+    """Why a session could not be resumed (``session_lost``)."""
+
+    UNKNOWN = "unknown"
+    """No session has this token here: the window passed long ago, the token
+    was already used, or the server restarted."""
+    EXPIRED = "expired"
+    """The session waited its resume window out."""
+    FORBIDDEN = "forbidden"
+    """The new connection is not the session's (origin or cookies differ)."""
+    BUDGET = "budget"
+    """What the client missed no longer fits the replay budget."""
+    UNREACHABLE = "unreachable"
+    """The worker that holds the session did not answer."""
 
 
 class CloseCode(enum.IntEnum):
@@ -51,6 +79,7 @@ class CloseCode(enum.IntEnum):
     FLOOD = 4008
     SLOW_CONSUMER = 4009
     OVER_BUDGET = 4010
+    SUPERSEDED = 4011
 
 
 class ErrorCode(enum.StrEnum):
@@ -100,6 +129,8 @@ class Message:
     request_id: str | None = None
     payload: Any = None
     raw: dict[str, Any] | None = None
+    seq: int | None = None
+    """The client's own number for this message, on a resumable session."""
     size: int = 0
     """About the memory it takes once parsed (``callback_request`` only, see
     :func:`parsed_size`): what keeping it costs."""
@@ -204,13 +235,16 @@ def parse_message(obj: Any) -> Message:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"unknown message type {clip(msg_type)}")
     if msg_type == HEARTBEAT:
         return Message(HEARTBEAT)
+    if msg_type in (HELLO, RESUME, ACK):
+        return _control_message(msg_type, obj)
 
+    seq = _optional_seq(obj)
     renderer_id = _optional_str(obj, "rendererId") or ""
     request_id = _optional_str(obj, "requestId")
     if msg_type in (RENDERER_JOINED, RENDERER_LEFT):
         if not renderer_id:
             raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{msg_type}' needs a 'rendererId'")
-        return Message(msg_type, renderer_id)
+        return Message(msg_type, renderer_id, seq=seq)
 
     if not request_id:
         raise ProtocolError(
@@ -226,12 +260,46 @@ def parse_message(obj: Any) -> Message:
             renderer_id=renderer_id,
             request_id=request_id,
         )
-    return Message(msg_type, renderer_id, request_id, payload or {}, obj)
+    return Message(msg_type, renderer_id, request_id, payload or {}, obj, seq)
 
 
 def check_callback_payload(payload: Any) -> None:
     """Validate the shape of a callback request body (WebSocket payload or HTTP body)."""
     _check_callback_payload(payload, "", "")
+
+
+def _optional_seq(obj: dict[str, Any]) -> int | None:
+    seq = obj.get("seq")
+    if seq is None:
+        return None
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0 or seq >= 2**53:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "'seq' must be a whole number")
+    return seq
+
+
+def _control_message(msg_type: str, obj: dict[str, Any]) -> Message:
+    """``hello``, ``resume`` and ``ack``: a payload of known, bounded fields."""
+    payload = obj.get("payload")
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{msg_type}' payload must be an object")
+    if msg_type == RESUME:
+        token = payload.get("token")
+        if not isinstance(token, str) or len(token) > 2 * TOKEN_LENGTH:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "'resume' needs a string 'token'")
+        return Message(RESUME, payload={"token": token,
+                                        "lastSeq": _seq_field(payload, "lastSeq")})
+    if msg_type == ACK:
+        return Message(ACK, payload={"seq": _seq_field(payload, "seq")})
+    return Message(HELLO, payload={"resume": bool(payload.get("resume"))})
+
+
+def _seq_field(payload: dict[str, Any], key: str) -> int:
+    value = payload.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value >= 2**53:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{key}' must be a whole number")
+    return value
 
 
 def _check_callback_payload(payload: Any, renderer_id: str, request_id: str) -> None:
@@ -395,6 +463,50 @@ def error_frame(error: ProtocolError | ErrorCode, message: str | None = None, **
     if ids.get("request_id"):
         msg["requestId"] = ids["request_id"]
     return dumps(msg)
+
+
+def resume_request(data: str | bytes, limit: int) -> tuple[str, int] | None:
+    """``(token, lastSeq)`` when ``data`` is a ``resume`` message (a connection's
+    first); None for anything else, left to the session's own checks."""
+    if utf8_size(data, limit) > min(limit, 4096):
+        return None
+    if ('"resume"' not in data) if isinstance(data, str) else (b'"resume"' not in data):
+        return None
+    try:
+        messages, errors = parse_frame(data, max_batch=1)
+    except ProtocolError:
+        return None
+    if errors or len(messages) != 1 or messages[0].type != RESUME:
+        return None
+    payload = messages[0].payload
+    return payload["token"], payload["lastSeq"]
+
+
+def with_seq(frame: bytes, seq: int) -> bytes:
+    """A ready message frame (a JSON object) with its sequence number spliced in."""
+    return b"%s,\"seq\":%d}" % (frame[:-1], seq)
+
+
+def session_frame(token: str, resume_timeout: float) -> bytes:
+    """This connection's session may be resumed with ``token`` within the window."""
+    return dumps({"type": SESSION, "payload": {"token": token,
+                                               "resumeTimeout": int(resume_timeout * 1000)}})
+
+
+def resumed_frame(token: str, last_seq: int) -> bytes:
+    """The session is back: ``token`` is the next one, ``lastSeq`` the last
+    client message the server received (the client resends what followed)."""
+    return dumps({"type": RESUMED, "payload": {"token": token, "lastSeq": last_seq}})
+
+
+def session_lost_frame(reason: LostReason) -> bytes:
+    """The session asked for could not be resumed: continuity is lost."""
+    return dumps({"type": SESSION_LOST, "payload": {"reason": reason.value}})
+
+
+def ack_frame(seq: int) -> bytes:
+    """The server received every client message up to ``seq``."""
+    return b'{"type":"ack","payload":{"seq":%d}}' % seq
 
 
 def batch(frames: list[bytes]) -> bytes:

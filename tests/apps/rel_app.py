@@ -16,7 +16,7 @@ Environment: ``REL_MAX_MESSAGE_SIZE`` (65536), ``REL_MAX_BATCH`` (20),
 ``REL_STUBBORN`` (add a persistent callback that ignores is_shutdown),
 ``REL_TRACK_RENDERERS`` (per-tab records; off in the soak),
 ``REL_MAX_PENDING_BYTES`` (16 MiB), ``REL_MAX_RETAINED_BYTES`` (4 MiB),
-``REL_ALLOWED_HOSTS`` (comma-separated),
+``REL_ALLOWED_HOSTS`` (comma-separated), ``REL_RESUME_TIMEOUT`` (30),
 ``REL_TRACEMALLOC`` (``GET /_rel/tracemalloc`` diffs allocations).
 """
 
@@ -64,6 +64,7 @@ app = Dash(
     allowed_hosts=[h for h in _env("ALLOWED_HOSTS", "").split(",") if h],
     websocket_send_timeout=float(_env("SEND_TIMEOUT", "30")),
     websocket_shutdown_grace=float(_env("SHUTDOWN_GRACE", "2")),
+    websocket_resume_timeout=float(_env("RESUME_TIMEOUT", "30")),
 )
 live = app.quartdash_live
 if _env("DEBUG", "0") == "1":
