@@ -39,9 +39,16 @@
     if (name === "continuity-lost") {
       console.warn("[quartdash] the live session was lost and restarted:", payload && payload.reason);
       document.documentElement.setAttribute("data-quartdash-continuity", "lost");
+      // Into the layout's _quartdash_continuity component (a dcc.Store), if it
+      // has one: its callbacks can react (a Store renders no DOM element).
       var set = window.dash_clientside && window.dash_clientside.set_props;
-      if (set && document.getElementById("_quartdash_continuity")) {
-        set("_quartdash_continuity", { data: { reason: payload && payload.reason, at: Date.now() } });
+      var api = window.dash_component_api;
+      try {
+        if (set && api && api.getLayout && api.getLayout("_quartdash_continuity")) {
+          set("_quartdash_continuity", { data: { reason: payload && payload.reason, at: Date.now() } });
+        }
+      } catch (err) {
+        console.debug("[quartdash] could not set _quartdash_continuity:", err);
       }
     }
     window.dispatchEvent(new CustomEvent("quartdash:" + name, { detail: payload }));

@@ -31,7 +31,7 @@ def appended(tab: TestRenderer, component: str) -> list[Any]:
     for push in tab.pushes_to(component, "children"):
         for operation in push.value.get("operations", []):
             assert operation["operation"] == "Append", operation
-            values.append(operation["params"]["value"])
+            values.append(int(operation["params"]["value"]))
     return values
 
 

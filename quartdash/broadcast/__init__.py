@@ -77,6 +77,16 @@ async def close() -> None:
     await _default.close()
 
 
+def _install_relay() -> None:
+    from ..hosting.live import set_remote_sessions
+    from .relay import relay_for
+
+    set_remote_sessions(relay_for)
+
+
+_install_relay()
+
+
 def _live_of(app: Any) -> Any:
     if app is None:
         import dash

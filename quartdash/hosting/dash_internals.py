@@ -99,10 +99,13 @@ class HostedDash(dash.Dash):
 
     def _get_worker_url(self) -> str:
         config = self.quartdash_config
+        # The worker waits one interval for a heartbeat's ack (1 to 10 s): a
+        # socket that died silently is noticed, and resumed, that soon.
+        ack_timeout = min(10_000, max(1_000, config.heartbeat_interval))
         return (
             f"{self.config.requests_pathname_prefix}_quartdash/ws-worker.js"
             f"?v={__version__}&heartbeat={config.heartbeat_interval}"
-            f"&inactivity={config.inactivity_timeout}"
+            f"&heartbeat_timeout={ack_timeout}&inactivity={config.inactivity_timeout}"
         )
 
 

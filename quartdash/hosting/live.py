@@ -27,7 +27,7 @@ from dash.exceptions import PreventUpdate, WebsocketDisconnected
 
 from ..config import WebSocketConfig
 from ..session import Session
-from ..session.registry import SessionRegistry
+from ..session.registry import RemoteSessions, SessionRegistry
 from ..types import CallbackInfo, Verdict
 from ..wire.protocol import CloseCode
 from . import dash_internals
@@ -42,6 +42,15 @@ Hook = Callable[..., Any]
 
 # Every LiveApp in the process, so a server shutdown can close all sessions.
 live_apps: weakref.WeakSet[LiveApp] = weakref.WeakSet()
+
+RemoteFactory = Callable[[str, SessionRegistry], RemoteSessions | None]
+# Set by quartdash.broadcast: reaches sessions held by other workers (Redis).
+_remote_factory: list[RemoteFactory] = []
+
+
+def set_remote_sessions(factory: RemoteFactory) -> None:
+    """Install what finds sessions in other processes (the broadcast relay)."""
+    _remote_factory[:] = [factory]
 
 
 class LiveApp:
@@ -73,6 +82,17 @@ class LiveApp:
     @property
     def config(self) -> WebSocketConfig:
         return self._config
+
+    @property
+    def app_key(self) -> str:
+        """This app's name among the apps of a deployment (the relay routes by it)."""
+        config = self.dash.config
+        return f"{config.name}{config.requests_pathname_prefix}"
+
+    def connect_remote(self) -> None:
+        """Reach sessions held by other workers, once (when broadcast uses Redis)."""
+        if self.registry.remote is None and _remote_factory:
+            self.registry.remote = _remote_factory[0](self.app_key, self.registry)
 
     @property
     def sessions(self) -> set[Session]:

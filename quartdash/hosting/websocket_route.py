@@ -132,6 +132,7 @@ def make_websocket_view(live: LiveApp) -> Callable[[], Awaitable[None]]:
             await reject(live, ws, verdict[0], verdict[1], "hook")
             return
         await ws.accept()
+        live.connect_remote()
         await accept(live, live.registry, QuartTransport(ws), connection_info(ws),
                      binding_of(ws))
 

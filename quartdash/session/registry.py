@@ -45,6 +45,14 @@ class RemoteSessions(Protocol):
         connection ends; or say why that is impossible."""
         ...
 
+    def announce(self, token: str) -> None:
+        """``token`` resumes a session of this process: let the others find it."""
+        ...
+
+    def withdraw(self, token: str) -> None:
+        """``token`` no longer resumes anything here."""
+        ...
+
 
 class SessionRegistry:
     """The live sessions of one app, and the tokens that resume them."""
@@ -67,6 +75,8 @@ class SessionRegistry:
         if token is not None and self.by_token.get(token) is session:
             del self.by_token[token]
             self._remember(token, reason)
+            if self.remote is not None:
+                self.remote.withdraw(token)
 
     async def close_accepting(self, code: int, reason: str) -> None:
         """Close the connections that are not sessions yet (server shutdown)."""
@@ -81,8 +91,12 @@ class SessionRegistry:
         old = session.token
         if old is not None and self.by_token.get(old) is session:
             del self.by_token[old]
+            if self.remote is not None:
+                self.remote.withdraw(old)
         token = secrets.token_urlsafe(32)
         self.by_token[token] = session
+        if self.remote is not None:
+            self.remote.announce(token)
         return token
 
     def find(self, token: str, binding: str) -> tuple[Session | None, LostReason]:

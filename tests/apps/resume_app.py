@@ -6,8 +6,10 @@
   ``#counts`` the same way (N = ``RESUME_COUNT``, 400: 20 s) and returns;
 * ``#ask-btn`` reads ``#q.value`` with ``get_prop`` and answers;
   ``#ask-later-btn`` does the same a second later;
+* ``#who-btn`` answers the pid of the worker holding the session;
 * ``GET /_resume/stats``: how often each callback started, returned or was
-  cancelled, the live sessions and their states, and this worker's pid.
+  cancelled, the live sessions and their states, this worker's pid and its
+  relay counters (resumes served for other workers, and relayed to them).
 
 Environment: ``RESUME_TIMEOUT`` (websocket_resume_timeout, 30),
 ``RESUME_PENDING_BYTES`` (websocket_max_pending_bytes), ``RESUME_TICK``,
@@ -25,7 +27,7 @@ from typing import Any
 
 from dash import Input, Output, Patch, ctx, dcc, html, set_props
 
-from quartdash import Dash
+from quartdash import Dash, signals
 
 ENV = os.environ
 TICK = float(ENV.get("RESUME_TICK", "0.05"))
@@ -52,14 +54,17 @@ app.layout = html.Div([
     html.Div(id="answer"),
     html.Button("ask later", id="ask-later-btn"),
     html.Div(id="later-answer"),
+    html.Button("who holds this session", id="who-btn"),
+    html.Div(id="holder"),
     dcc.Store(id="_quartdash_continuity"),
     html.Div(id="continuity"),
 ])
 
 
 def append(component: str, value: int) -> None:
+    """Append ``"<value> "``: the page's text reads "1 2 3 ..."."""
     patch = Patch()
-    patch.append(value)
+    patch.append(f"{value} ")
     set_props(component, {"children": patch})
 
 
@@ -110,6 +115,13 @@ async def ask_later(n_clicks: int) -> str:
     return f"got {value} later"
 
 
+@app.callback(Output("holder", "children"), Input("who-btn", "n_clicks"),
+              prevent_initial_call=True)
+async def who(n_clicks: int) -> str:
+    """The worker process whose event loop runs this session's callbacks."""
+    return str(os.getpid())
+
+
 app.clientside_callback(
     "function(data) { return data ? 'lost: ' + data.reason : 'continuous'; }",
     Output("continuity", "children"), Input("_quartdash_continuity", "data"))
@@ -117,11 +129,21 @@ app.clientside_callback(
 asgi = app.asgi
 
 
+def _resumed(sender: Any, **_: Any) -> None:
+    COUNTERS["resumed"] += 1  # here, where the session lives (relayed or not)
+
+
+signals.session_resumed.connect(_resumed, sender=app.live, weak=False)
+
+
 @asgi.get("/_resume/stats")
 async def stats() -> dict[str, Any]:
+    from quartdash.broadcast.relay import relay_stats
+
     return {
         "counters": dict(COUNTERS),
         "sessions": sorted(s.state.value for s in app.live.sessions),
         "pid": os.getpid(),
         "tasks": len(asyncio.all_tasks()),
+        "relay": relay_stats(),
     }
