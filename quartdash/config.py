@@ -20,8 +20,9 @@ DASH_WEBSOCKET_KWARGS = (
 )
 
 
-# Options without the websocket_ prefix: they guard HTTP routes too.
-_UNPREFIXED = ("allowed_hosts", "trusted_props")
+# Options without the websocket_ prefix: they concern HTTP routes too.
+_UNPREFIXED = ("allowed_hosts", "trusted_props", "inline_threshold")
+_UNPREFIXED_LISTS = ("allowed_hosts", "trusted_props")
 
 
 @dataclass(slots=True)
@@ -78,6 +79,12 @@ class WebSocketConfig:
     ``*`` wildcards); empty: any. The remedy for DNS rebinding (docs/security.md)."""
     trusted_props: list[str] = field(default_factory=list)
     """``trusted_props``: ``"component_id.prop"`` entries set_props may fill with markup."""
+    inline_threshold: float = 0.001
+    """``inline_threshold``: seconds. A plain ``def`` HTTP callback whose last 16 runs in
+    the thread pool each took less than this runs on the event loop from then on (a
+    thread hop costs more than such a callback); a run there over ten times this sends
+    it back to the pool for good, with a warning. 0: always the pool
+    (docs/deployment.md)."""
 
     @staticmethod
     def keyword(field_name: str) -> str:
@@ -93,8 +100,10 @@ class WebSocketConfig:
         names = {f.name for f in fields(cls)}
         for key in _UNPREFIXED:  # quartdash options that are not WebSocket-only
             value = kwargs.pop(key, None)
+            if value is not None and key in _UNPREFIXED_LISTS:
+                value = [value] if isinstance(value, str) else list(value)
             if value is not None:
-                setattr(config, key, [value] if isinstance(value, str) else list(value))
+                setattr(config, key, value)
         for key in list(kwargs):
             if not key.startswith("websocket_"):
                 continue
@@ -127,6 +136,10 @@ class WebSocketConfig:
             raise ValueError("websocket_resume_timeout must be >= 0 (0 disables resume)")
         if self.max_sync_callbacks < 0:
             raise ValueError("websocket_max_sync_callbacks must be >= 0 (0: automatic)")
+        if not isinstance(self.inline_threshold, int | float) or not (
+                0 <= self.inline_threshold <= 0.1):
+            raise ValueError("inline_threshold must be seconds between 0 (never inline) "
+                             f"and 0.1, got {self.inline_threshold!r}")
 
     @property
     def sync_callback_slots(self) -> int:

@@ -39,5 +39,17 @@ def test_every_field_has_a_keyword() -> None:
     names = {WebSocketConfig.keyword(f.name) for f in fields(WebSocketConfig)}
     assert {"websocket_callbacks", "allowed_hosts", "trusted_props",
             "websocket_max_message_size"} <= names
-    assert all(n.startswith("websocket_") or n in ("allowed_hosts", "trusted_props")
+    assert all(n.startswith("websocket_") or n in ("allowed_hosts", "trusted_props",
+                                                  "inline_threshold")
                for n in names)
+
+
+@pytest.mark.parametrize("value", [-1, 0.5, "fast"])
+def test_inline_threshold_is_checked(value: object) -> None:
+    with pytest.raises(ValueError, match="inline_threshold"):
+        WebSocketConfig.pop_from({"inline_threshold": value})
+
+
+def test_inline_threshold_keyword() -> None:
+    assert WebSocketConfig.pop_from({"inline_threshold": 0}).inline_threshold == 0
+    assert WebSocketConfig().inline_threshold == 0.001

@@ -173,8 +173,12 @@ class QuartdashResponseAdapter(ResponseAdapter):
         self.response.headers.set(key, value)
 
     def set_response(self, **kwargs: Any) -> Response:
-        self.response.set_data(kwargs.get("data", ""))
-        return self.response
+        data = kwargs.get("data", "")
+        if self._response is None:  # nothing set on it yet: one step
+            self._response = Response(data, content_type="application/json")
+        else:
+            self._response.set_data(data)
+        return self._response
 
 
 def _inline(view: Callable[..., Any], backend: QuartdashServer) -> Callable[..., Any]:

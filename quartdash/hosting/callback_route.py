@@ -6,7 +6,7 @@ what was sent; only the callback's own failure is a 500.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
@@ -15,46 +15,16 @@ from werkzeug.exceptions import BadRequest
 
 from ..wire import protocol
 from . import dash_internals
+from .callback_plan import RequestMismatch
 from .execute import invoke, prepare_callback
-from .sanitize import PropPolicy
+from .sanitize import CheckedProps
 
 if TYPE_CHECKING:
     import dash
 
     from .live import LiveApp
 
-__all__ = ["CheckedProps", "make_dispatch_view", "parse_body"]
-
-
-class CheckedProps(dict[str, Any]):
-    """``ctx.updated_props`` for an HTTP callback: each ``set_props`` is checked
-    by the app's :class:`~quartdash.hosting.sanitize.PropPolicy` as it is made
-    (so a refused value raises in the callback) and again when Dash reads them
-    for the response (a value changed in between is checked as it is sent)."""
-
-    __slots__ = ("_policy", "_raw")
-
-    def __init__(self, policy: PropPolicy) -> None:
-        super().__init__()
-        self._policy = policy
-        self._raw: dict[str, dict[str, Any]] = {}  # as set_props was given them
-
-    def __setitem__(self, component_id: str, props: dict[str, Any]) -> None:
-        # Dash merges with the props set earlier (read back with .get): keep
-        # the values as first given (a trusted() wrapper included) for those.
-        stored = dict.get(self, component_id) or {}
-        raw = dict(self._raw.get(component_id, {}))
-        raw.update({prop: value for prop, value in props.items()
-                    if not (prop in stored and stored[prop] is value)})
-        self._raw[component_id] = raw
-        super().__setitem__(component_id, self._policy.check_all(component_id, raw))
-
-    def __getitem__(self, component_id: str) -> dict[str, Any]:
-        return self._policy.check_all(component_id, self._raw[component_id])
-
-    def __iter__(self) -> Iterator[str]:
-        # Overridden so that dict(self) reads each value through __getitem__.
-        return iter(list(dict.keys(self)))
+__all__ = ["make_dispatch_view", "parse_body"]
 
 
 def parse_body(data: bytes) -> dict[str, Any]:
@@ -79,6 +49,15 @@ def make_dispatch_view(dash_app: dash.Dash, live: LiveApp) -> Callable[[], Await
         spec = dash_internals.callback_entry(dash_app, body["output"])
         if spec is None:
             raise BadRequest("unknown callback")
+        plan = live.plan_for(body["output"], spec)
+        if plan is not None:
+            try:
+                plan.check(body)
+            except RequestMismatch:
+                raise BadRequest("the request does not match the callback") from None
+            # (the view runs with dash.get_app() bound: backend._inline)
+            return await plan.run(dash_app, body, cast(Any, request)._get_current_object(),
+                                  live.prop_policy, live.inline)
         if dash_internals.request_problem(body["output"], spec, body) is not None:
             raise BadRequest("the request does not match the callback")
         ctx = dash_internals.http_callback_context(dash_app, body)

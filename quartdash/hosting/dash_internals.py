@@ -11,20 +11,28 @@ outside the tested range (:mod:`quartdash._dash_version`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 import dash
 from dash import _validate
-from dash._callback import GLOBAL_CALLBACK_MAP
+from dash._callback import GLOBAL_CALLBACK_MAP, _async_invoke_callback, _invoke_callback
 from dash._callback_context import context_value
 from dash._get_app import app_context
+from dash._grouping import flatten_grouping, update_args_group
+from dash._no_update import NoUpdate
 from dash._utils import (
     AttributeDict,
+    clean_property_name,
+    convert_to_AttributeDict,
     get_caller_name,
     inputs_to_dict,
+    inputs_to_vals,
     split_callback_id,
     stringify_id,
+    to_json,
 )
+from dash.development.base_component import ComponentRegistry
 from dash.exceptions import DependencyException
 
 from .. import __version__
@@ -32,21 +40,38 @@ from ..config import WebSocketConfig
 
 __all__ = [
     "AttributeDict",
+    "CallbackDefinition",
     "HostedDash",
     "add_url",
+    "args_grouping",
+    "callback_definition",
     "callback_entry",
     "callback_list",
     "caller_name",
+    "clean_property_name",
+    "component_packages",
     "current_callback_context",
     "dev_tools_ui",
+    "fail_callback_output",
+    "flatten_grouping",
     "hook_functions",
     "http_callback_context",
+    "inputs_to_dict",
+    "inputs_to_vals",
+    "invoke_marked",
+    "invoke_marked_async",
+    "is_no_update",
     "js_path_served",
     "prepare_callback",
     "request_problem",
+    "set_callback_context",
     "set_current_app",
     "setup_server",
     "stringify_id",
+    "to_json",
+    "validate_and_group_input_args",
+    "validate_multi_return",
+    "validate_output_spec",
     "websocket_callback_context",
 ]
 
@@ -243,3 +268,140 @@ def prepare_callback(dash_app: dash.Dash, body: dict[str, Any], ctx: AttributeDi
 def current_callback_context() -> Any:
     """The callback context of the running callback (``dash.ctx``'s storage), or None."""
     return context_value.get(None)
+
+
+# --- a callback's definition, for the lean HTTP path (callback_plan) ----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackDefinition:
+    """What ``@callback`` captured about one callback, read once.
+
+    Dash keeps these in the closure of the ``add_context`` wrapper it registers
+    (they are not in ``callback_map``): reading them is as private as it gets,
+    hence the checks in :func:`callback_definition`.
+    """
+
+    callback_id: str
+    func: Callable[..., Any]  # the user's function
+    multi: bool
+    has_output: bool
+    output: Any  # the Output, or the grouping (list/dict) of Outputs
+    insert_output: Any  # the Output, or the flat list of them
+    inputs_state_indices: Any  # an int, a list or a dict: how arguments are grouped
+    outputs_indices: Any
+    on_error: Callable[[Exception], Any] | None
+    allow_dynamic_callbacks: bool
+    background: Any
+    no_output: bool
+    manager: Any
+
+
+_WRAPPERS = ("add_context", "async_add_context")
+_CLOSURE = ("allow_dynamic_callbacks", "background", "callback_id", "func", "has_output",
+            "inputs_state_indices", "insert_output", "multi", "on_error", "output")
+
+
+def callback_definition(entry: Mapping[str, Any]) -> CallbackDefinition | None:
+    """The definition behind a ``callback_map`` entry, or None when the entry
+    is not Dash's own wrapper as this Dash version makes it."""
+    wrapper: Any = entry.get("callback")
+    code = getattr(wrapper, "__code__", None)
+    if code is None or code.co_name not in _WRAPPERS or wrapper.__closure__ is None:
+        return None
+    cells = dict(zip(code.co_freevars, wrapper.__closure__, strict=True))
+    if any(name not in cells for name in _CLOSURE):
+        return None
+    try:
+        values = {name: cells[name].cell_contents for name in _CLOSURE}
+    except ValueError:  # an empty cell
+        return None
+    if not callable(values["func"]):
+        return None
+    return CallbackDefinition(
+        callback_id=values["callback_id"], func=values["func"], multi=bool(values["multi"]),
+        has_output=bool(values["has_output"]), output=values["output"],
+        insert_output=values["insert_output"],
+        inputs_state_indices=values["inputs_state_indices"],
+        outputs_indices=entry.get("outputs_indices", []), on_error=values["on_error"],
+        allow_dynamic_callbacks=bool(values["allow_dynamic_callbacks"]),
+        background=values["background"], no_output=bool(entry.get("no_output")),
+        manager=entry.get("manager"))
+
+
+def app_error_handler(dash_app: dash.Dash) -> Callable[[Exception], Any] | None:
+    """The app's ``on_error`` (Dash's ``app_on_error``)."""
+    handler: Callable[[Exception], Any] | None = dash_app._on_error
+    return handler
+
+
+def background_manager(dash_app: dash.Dash) -> Any:
+    return dash_app._background_manager
+
+
+def custom_data_hooks(dash_app: dash.Dash) -> list[Any]:
+    return list(dash_app._hooks.get_hooks("custom_data"))
+
+
+def args_grouping(dash_app: dash.Dash, ctx: AttributeDict, entry: Mapping[str, Any],
+                  changed: list[str]) -> tuple[Any, Any, Any, Any]:
+    """``(args_grouping, using_args_grouping, outputs_grouping,
+    using_outputs_grouping)`` as Dash's ``_prepare_callback`` works them out."""
+    inputs_state = convert_to_AttributeDict(ctx.inputs_list + ctx.states_list)
+    for item in inputs_state:
+        if isinstance(item, list):
+            for pattern_item in item:
+                update_args_group(pattern_item, changed)
+        update_args_group(item, changed)
+    args, using_args = dash_app._prepare_grouping(inputs_state, entry["inputs_state_indices"])
+    outs, using_outs = dash_app._prepare_grouping(ctx.outputs_list,
+                                                  entry.get("outputs_indices", []))
+    return args, using_args, outs, using_outs
+
+
+is_no_update: Callable[[Any], bool] = NoUpdate.is_no_update
+no_update = NoUpdate
+
+
+def set_callback_context(ctx: AttributeDict) -> None:
+    """What ``dash.ctx`` reads in this context."""
+    context_value.set(ctx)
+
+
+_packages: frozenset[str] = frozenset()
+
+
+def component_packages() -> frozenset[str]:
+    """The component packages imported so far (a callback may not add one)."""
+    global _packages
+    if len(ComponentRegistry.registry) != len(_packages):  # only ever grows
+        _packages = frozenset(ComponentRegistry.registry)
+    return _packages
+
+
+def invoke_marked(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """Call ``func`` through Dash's marked frame (debug tracebacks are pruned at it)."""
+    return _invoke_callback(func, *args, **kwargs)
+
+
+async def invoke_marked_async(func: Callable[..., Any], args: list[Any],
+                              kwargs: dict[str, Any]) -> Any:
+    return await _async_invoke_callback(func, *args, **kwargs)
+
+
+def validate_output_spec(insert_output: Any, output_spec: Any) -> None:
+    _validate.validate_output_spec(insert_output, output_spec, dash.Output)
+
+
+def validate_and_group_input_args(args: list[Any], indices: Any
+                                  ) -> tuple[list[Any], dict[str, Any]]:
+    func_args, func_kwargs = _validate.validate_and_group_input_args(args, indices)
+    return list(func_args), dict(func_kwargs)
+
+
+def validate_multi_return(output_spec: Any, values: Any, callback_id: str) -> None:
+    _validate.validate_multi_return(output_spec, values, callback_id)
+
+
+def fail_callback_output(output_value: Any, output: Any) -> None:
+    _validate.fail_callback_output(output_value, output)

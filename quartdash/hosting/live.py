@@ -31,7 +31,9 @@ from ..session.registry import RemoteSessions, SessionRegistry
 from ..types import CallbackInfo, Verdict
 from ..wire.protocol import CloseCode
 from . import dash_internals
+from .callback_plan import CallbackPlan
 from .execute import invoke, prepare_callback
+from .inline import InlinePolicy
 from .sanitize import PropPolicy
 
 __all__ = ["LiveApp", "SessionCounts", "close_all_sessions", "live_apps", "session_counts"]
@@ -77,6 +79,11 @@ class LiveApp:
         # Per session: how many of its def callbacks may hold a pool thread.
         self._slots: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary())
+        self.inline = InlinePolicy(config.inline_threshold, self.executor)
+        # HTTP callbacks, worked out once each (callback_plan); keyed by callback
+        # id, so bounded by the app's callbacks. False: all of them Dash's way.
+        self.use_plans = True
+        self._plans: dict[str, tuple[Any, CallbackPlan | None]] = {}
         live_apps.add(self)
 
     @property
@@ -104,6 +111,16 @@ class LiveApp:
         """True when dev tools are on: tracebacks may reach the browser."""
         error_mode = getattr(self.dash.backend, "error_mode", "hide")
         return dash_internals.dev_tools_ui(self.dash) or error_mode != "hide"
+
+    def plan_for(self, callback_id: str, entry: Mapping[str, Any]) -> CallbackPlan | None:
+        """The HTTP plan of a callback; None: run it Dash's way."""
+        if not self.use_plans:
+            return None
+        cached = self._plans.get(callback_id)
+        if cached is None or cached[0] is not entry.get("callback"):
+            # New, or registered again (a dynamic callback): read it (again).
+            cached = self._plans[callback_id] = (entry.get("callback"), CallbackPlan.of(entry))
+        return cached[1]
 
     # -- what a session asks (types.SessionApp) ---------------------------------------------
 

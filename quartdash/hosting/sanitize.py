@@ -29,13 +29,13 @@ app declared them with ``Output``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 from dash import Patch
 from dash.development.base_component import Component
 
-__all__ = ["PropPolicy", "Trusted", "UnsafePropError", "text", "trusted"]
+__all__ = ["CheckedProps", "PropPolicy", "Trusted", "UnsafePropError", "text", "trusted"]
 
 # Compared in lower case: HTML attribute names are case-insensitive.
 CODE_PROP_PREFIX: Final = "dangerously"
@@ -222,3 +222,34 @@ def _value_problem(value: Any) -> str | None:
         elif hasattr(item, "tolist"):  # numpy arrays (object arrays may hold anything)
             stack.append(item.tolist())
     return None
+
+
+class CheckedProps(dict[str, Any]):
+    """``ctx.updated_props`` for an HTTP callback: each ``set_props`` is checked
+    by the app's :class:`PropPolicy` as it is made
+    (so a refused value raises in the callback) and again when Dash reads them
+    for the response (a value changed in between is checked as it is sent)."""
+
+    __slots__ = ("_policy", "_raw")
+
+    def __init__(self, policy: PropPolicy) -> None:
+        super().__init__()
+        self._policy = policy
+        self._raw: dict[str, dict[str, Any]] = {}  # as set_props was given them
+
+    def __setitem__(self, component_id: str, props: dict[str, Any]) -> None:
+        # Dash merges with the props set earlier (read back with .get): keep
+        # the values as first given (a trusted() wrapper included) for those.
+        stored = dict.get(self, component_id) or {}
+        raw = dict(self._raw.get(component_id, {}))
+        raw.update({prop: value for prop, value in props.items()
+                    if not (prop in stored and stored[prop] is value)})
+        self._raw[component_id] = raw
+        super().__setitem__(component_id, self._policy.check_all(component_id, raw))
+
+    def __getitem__(self, component_id: str) -> dict[str, Any]:
+        return self._policy.check_all(component_id, self._raw[component_id])
+
+    def __iter__(self) -> Iterator[str]:
+        # Overridden so that dict(self) reads each value through __getitem__.
+        return iter(list(dict.keys(self)))
