@@ -9,6 +9,7 @@ each test compares them before and after the fault.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import socket
 import struct
@@ -376,7 +377,7 @@ async def test_a_network_blip_loses_nothing(proxied: tuple[Any, BlipProxy], page
     ticks: list[int] = await page.evaluate("window.__ticks")
     # Strictly increasing: no restart from 1, no value twice (a value pushed
     # while the socket was down may be superseded by the next: coalesced).
-    assert all(b > a for a, b in zip(ticks, ticks[1:])), ticks
+    assert all(b > a for a, b in itertools.pairwise(ticks)), ticks
     assert await page.query_selector(".test-devtools-error-count") is None
     assert not any("connection lost" in e for e in page.console_errors)  # type: ignore[attr-defined]
 
