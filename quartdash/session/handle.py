@@ -113,6 +113,15 @@ class WebSocketHandle:
                 session.push_prop_frame, self._renderer, component_id, prop_name, frame,
                 is_patch, self._owner)
 
+    def push_output(self, component_id: str, prop_name: str, value: Any,
+                    is_patch: bool) -> None:
+        """Push a value a streaming callback yielded for one of its own outputs
+        (``component_id`` as Dash stringifies it). For quartdash's glue, on the
+        event loop: declared outputs are not checked by the ``set_props``
+        policy, as returned values are not."""
+        self._session.push_prop(self._renderer, component_id, prop_name, value, is_patch,
+                                self._owner)
+
     async def set_prop(
         self, component_id: str | dict[str, Any], prop_name: str, value: Any
     ) -> None:
