@@ -64,7 +64,7 @@ app.layout = html.Div([
     # grid
     dag.AgGrid(id="grid", rowData=ROWS,
                columnDefs=[{"field": "id"}, {"field": "name"}, {"field": "price"}],
-               getRowId="params.data.id", style={"height": "200px"}),
+               getRowId="String(params.data.id)", style={"height": "200px"}),
     dcc.Input(id="row-index", type="number", value=GRID_ROWS // 2),
     html.Button("Read one cell", id="read-cell"), html.Div(id="cell"),
     html.Button("Read all rows", id="read-all"), html.Div(id="all"),
