@@ -314,3 +314,42 @@ def test_patches_without_a_value_before_them_stay_one_patch() -> None:
         apply_patch({}, [{"operation": "Append", "location": ["missing"],
                           "params": {"value": 1}}])
     json.dumps(combined)  # plain JSON, as Dash sends it
+
+
+async def test_a_superseded_def_callback_keeps_its_thread_slot_until_it_returns() -> None:
+    """A thread cannot be cancelled: the superseded run's pushes are dropped,
+    and the connection's share of the pool stays taken until it returns."""
+    import threading
+
+    from dash import set_props
+
+    app = Dash(__name__, websocket_callbacks=True, websocket_max_sync_callbacks=1)
+    app.layout = html.Div([html.Button(id="go"), html.Div(id="out"), html.Div(id="note")])
+    gate = threading.Event()
+    started: list[int] = []
+
+    @app.callback(Output("out", "children"), Input("go", "n_clicks"),
+                  prevent_initial_call=True)
+    def blocking(n: int) -> str:
+        started.append(n)
+        if n == 1:
+            gate.wait(5)
+            set_props("note", {"children": "from the superseded run"})  # dropped
+        return f"run {n}"
+
+    async with DashClient(app) as client:
+        tab = await client.open_renderer()
+        first = await tab.start("out.children", inputs={"go.n_clicks": 1})
+        for _ in range(100):
+            if started:
+                break
+            await asyncio.sleep(0.01)
+        second = await tab.start("out.children", inputs={"go.n_clicks": 2})
+        assert (await first.result()).status == "prevent_update"
+        await asyncio.sleep(0.2)
+        assert started == [1]  # run 2 waits for run 1's thread, not just its task
+        gate.set()
+        result = await second.result()
+        assert result.output("out", "children") == "run 2" and started == [1, 2]
+        await asyncio.sleep(0.05)
+        assert not tab.pushes_to("note", "children")

@@ -116,12 +116,9 @@ class LiveApp:
                 return await streaming.run_websocket(stream, handle, self.executor,
                                                      self._sync_slots(handle.session))
             call, is_async = prepare_callback(self.dash, payload, ctx)
-            if is_async:
-                data = await invoke(call, True, self.executor)
-            else:
-                # A connection gets a share of the thread pool, not all of it.
-                async with self._sync_slots(handle.session):
-                    data = await invoke(call, False, self.executor)
+            # A connection gets a share of the thread pool (def callbacks), not all of it.
+            data = await invoke(call, is_async, self.executor,
+                                None if is_async else self._sync_slots(handle.session))
         except (PreventUpdate, WebsocketDisconnected):
             return None
         return data.encode() if isinstance(data, str) else data

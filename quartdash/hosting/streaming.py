@@ -33,7 +33,6 @@ import contextvars
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any, Final
 
 import orjson
@@ -43,6 +42,7 @@ from dash.exceptions import PreventUpdate
 from ..wire import protocol
 from . import dash_internals
 from .dash_internals import BoundStream
+from .execute import submit
 
 __all__ = ["EMPTY_RESPONSE", "apply_patch", "compose", "run_http", "run_websocket"]
 
@@ -59,7 +59,7 @@ Emit = Callable[[dict[str, Any]], None]
 
 
 async def run_websocket(stream: BoundStream, handle: Any, executor: ThreadPoolExecutor,
-                        slots: AbstractAsyncContextManager[Any] | None = None) -> bytes | None:
+                        slots: asyncio.Semaphore | None = None) -> bytes | None:
     """Run a streaming callback over the WebSocket: each yield's outputs are
     pushed to the tab at once. Returns the final response data, or None when
     no yield updated anything (``prevent_update``)."""
@@ -102,7 +102,7 @@ async def run_http(stream: BoundStream, executor: ThreadPoolExecutor) -> str:
 
 
 async def _drive(stream: BoundStream, emit: Emit, executor: ThreadPoolExecutor,
-                 slots: AbstractAsyncContextManager[Any] | None) -> None:
+                 slots: asyncio.Semaphore | None) -> None:
     """Iterate the generator, handing each yield (as Dash's callback JSON) to
     ``emit``. ``PreventUpdate`` ends it quietly; another error goes to the
     callback's ``on_error`` handler if it has one (its value is the last
@@ -137,7 +137,7 @@ async def _drive_async(stream: BoundStream, emit: Emit) -> None:
 
 
 async def _drive_sync(stream: BoundStream, emit: Emit, executor: ThreadPoolExecutor,
-                      slots: AbstractAsyncContextManager[Any] | None) -> None:
+                      slots: asyncio.Semaphore | None) -> None:
     # Each step runs in the pool with this task's context (dash.ctx,
     # set_props), one step at a time; between steps it holds no thread.
     context = contextvars.copy_context()
@@ -150,10 +150,11 @@ async def _drive_sync(stream: BoundStream, emit: Emit, executor: ThreadPoolExecu
     finished = False
     try:
         while True:
-            async with slots if slots is not None else nullcontext():
-                in_flight = executor.submit(context.run, step)
-                value = await asyncio.wrap_future(in_flight)
-                in_flight = None
+            # The slot is held until the step's thread returns, even if we are
+            # cancelled meanwhile (execute.submit).
+            in_flight = await submit(executor, lambda: context.run(step), slots)
+            value = await asyncio.wrap_future(in_flight)
+            in_flight = None
             if value is _DONE:
                 finished = True
                 return
