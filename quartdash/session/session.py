@@ -95,8 +95,8 @@ class Session:
     """One WebSocket connection: its tabs, running callbacks and outbound frames.
 
     Signals carry it as ``session``: ``connection`` (the handshake's headers,
-    cookies, path, remote, origin), ``renderers``, ``props_pushed`` and
-    ``frames_sent`` are safe to read.
+    cookies, path, remote, origin), ``renderers``, ``props_pushed``,
+    ``events_sent``, ``events_dropped`` and ``frames_sent`` are safe to read.
     """
 
     def __init__(self, app: SessionApp, connection: Mapping[str, Any], *,
