@@ -179,3 +179,23 @@ async def test_dragging_a_slider_20_times_shows_only_the_last_runs_result(
     assert await page.evaluate("window.__seen['#slider-out']") == ["", f"value {final}"]
     await save_screenshot(page, "live-slider-newest-wins")
     assert_no_console_errors(page)
+
+
+async def test_events_over_the_budget_are_reported_to_the_page(serve_app_session: Any,
+                                                               page: Page) -> None:
+    """A burst larger than the event budget: the events that fit arrive in
+    order, and the page's events-lost handler learns how many did not."""
+    server = serve_app_session(APP, env={"LIVE_EVENT_BUDGET": "3000"},
+                               ready_path="/_live/stats")
+    await open_app(page, server)
+    await page.click("#burst-btn")
+    await page.wait_for_function(
+        "document.querySelector('#burst-out').textContent.startsWith('burst of 200')")
+    refused = int((await page.text_content("#burst-out") or "").split(": ")[1].split()[0])
+    assert 0 < refused < 200
+    await page.wait_for_function("window.__lost.length > 0")
+    lost = await page.evaluate("window.__lost")
+    assert lost == [{"count": refused, "total": refused}]
+    ticks = await page.evaluate("window.__ticks")
+    assert ticks == list(range(200 - refused))  # the ones that fit: a prefix, in order
+    assert_no_console_errors(page)  # a warning, not an error

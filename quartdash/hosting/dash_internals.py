@@ -6,6 +6,15 @@ change between minor releases without notice. Everything of that kind is
 reached through this module, so a Dash upgrade is reviewed in one file; and
 rather than misbehave subtly, quartdash refuses to import with a Dash
 outside the tested range (:mod:`quartdash._dash_version`).
+
+Reviewing an upgrade to Dash 4.5 (its renderer streams and reads paths):
+
+* its renderer answers ``get_props_request`` with a ``path`` itself, without
+  quartdash's ``pathResolved`` mark: the session would read the path a
+  second time (``Session.get_prop``); mark such answers resolved;
+* streaming callbacks could then use Dash's own ``stream: true`` responses
+  (hosting/streaming.py sends set_props pushes because 4.4 cannot read them),
+  and Dash registers generators itself (``_install_callback_options``).
 """
 
 from __future__ import annotations

@@ -45,7 +45,8 @@ SLOW = float(ENV.get("LIVE_SLOW", "1.0"))
 TOKEN_DELAY = float(ENV.get("LIVE_TOKEN_DELAY", "0.03"))
 
 app = Dash(__name__, websocket_callbacks=True,
-           assets_folder=str(Path(__file__).with_name("live_assets")))
+           assets_folder=str(Path(__file__).with_name("live_assets")),
+           websocket_max_pending_event_bytes=int(ENV.get("LIVE_EVENT_BUDGET", 4 * 1024 * 1024)))
 COUNTERS: Counter[str] = Counter()
 RESPONSE_SIZES: list[int] = []
 
@@ -73,6 +74,7 @@ app.layout = html.Div([
     dcc.Input(id="events-rate", type="number", value=EVENT_RATE),
     dcc.Input(id="events-count", type="number", value=EVENT_COUNT),
     html.Div(id="events-sent"),
+    html.Button("Burst", id="burst-btn"), html.Div(id="burst-out"),
     html.Canvas(id="events-canvas", width=400, height=100),
     # re-triggering
     dcc.Slider(id="slider", min=0, max=100, step=1, value=0, updatemode="drag"),
@@ -168,6 +170,18 @@ async def events(n_clicks: int, rate: int, total: int) -> str:
         if due > loop.time() and i % 10 == 9:
             await asyncio.sleep(due - loop.time())
     return f"sent {total} in {loop.time() - started:.2f} s, {refused} refused"
+
+
+@app.callback(Output("burst-out", "children"), Input("burst-btn", "n_clicks"),
+              prevent_initial_call=True)
+async def burst(n_clicks: int) -> str:
+    """200 events without yielding to the loop (send_event does not suspend):
+    nothing is sent meanwhile, so a small event budget (LIVE_EVENT_BUDGET) overflows."""
+    refused = 0
+    for i in range(200):
+        if not await ctx.websocket.send_event("tick", {"i": i, "v": 50}):
+            refused += 1
+    return f"burst of 200: {refused} refused"
 
 
 @app.callback(Output("slider-out", "children"), Input("slider", "value"),
