@@ -8,6 +8,7 @@ tested against a real server in tests/test_streaming.py.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -365,3 +366,32 @@ async def test_a_bad_path_raises_in_the_callback(
     await transport.wait_for(response_to("q1"))
     assert errors == [TypeError, TypeError, ValueError]
     assert not [m for m in transport.sent if m["type"] == "get_props_request"]
+
+
+async def test_a_run_cancelled_before_it_started_leaves_nothing_behind(
+        app: FakeApp, served: tuple[Session, FakeTransport]) -> None:
+    """Two requests (or a request and the tab leaving) in one frame: the first
+    run's task is cancelled before its first step and never runs its body."""
+    session, transport = served
+    ran: list[str] = []
+
+    @app.callback("out.children")
+    async def job(payload: dict[str, Any], ws: Any) -> Any:
+        ran.append(ws.owner.request_ids[0])
+        await asyncio.sleep(0.01)
+        return {"multi": True, "response": {}}
+
+    transport.feed({"type": "renderer_joined", "rendererId": "r1"})
+    await until(lambda: "r1" in session.renderers)
+    baseline = session.retained.used
+    transport.inbound.put_nowait(json.dumps([request("out.children", "q1"),
+                                             request("out.children", "q2")]))
+    await transport.wait_for(response_to("q2"))
+    assert statuses(transport) == {"q1": "prevent_update", "q2": "ok"} and ran == ["q2"]
+    await until(lambda: session.retained.used == baseline and not list(session.runs))
+    # A request and its tab's departure in one frame: nothing kept either.
+    transport.inbound.put_nowait(json.dumps([request("out.children", "q3", "r2"),
+                                             {"type": "renderer_left", "rendererId": "r2"}]))
+    await until(lambda: "r2" not in session.renderers)
+    await until(lambda: session.retained.used == baseline and not list(session.runs))
+    assert len(session.runs) == 0

@@ -269,6 +269,14 @@ class Runs:
         self.by_key[key] = run
         run.renderer.runs.add(run)
         run.task = asyncio.create_task(self._execute(run, payload), name=f"quartdash:{key}")
+        run.task.add_done_callback(lambda _: self._ended(run))
+
+    def _ended(self, run: Run) -> None:
+        """A run's task is done. Normally ``_execute`` already forgot it; but a
+        task cancelled before its first step (superseded, or its tab gone, in
+        the very frame that started it) never runs its body at all."""
+        self.forget(run)
+        self._next_in_queue(run)
 
     # -- running ----------------------------------------------------------------------
 
