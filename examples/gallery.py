@@ -76,6 +76,8 @@ EXAMPLES = [
             "Close the tab: both loops run their cleanup (see its cleanup-status route)."),
     Example("progress", "progress", "Long-running task with a progress bar",
             "An html.Progress filled by set_props, with a Cancel read by get_prop."),
+    Example("chat-stream", "chat_stream", "Streaming a chat answer with yield",
+            "An async generator callback: each token a Patch that grows the answer."),
 ]
 
 

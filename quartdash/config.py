@@ -64,6 +64,9 @@ class WebSocketConfig:
     """Outbound frames waiting for a slow client after coalescing; more closes 4009."""
     max_pending_bytes: int = 16 * 1024 * 1024
     """Bytes of outbound frames waiting for a slow client; more closes 4009."""
+    max_pending_event_bytes: int = 4 * 1024 * 1024
+    """Bytes of ``send_event`` events waiting for a slow (or detached) client; an event
+    that does not fit is not sent and the tab is told how many it lost (no close)."""
     max_retained_bytes: int = 4 * 1024 * 1024
     """Bytes kept of what the client sent (running callbacks' requests, tab and request
     ids, pending get_prop bookkeeping); more closes 4010."""
@@ -124,8 +127,8 @@ class WebSocketConfig:
     def validate(self) -> None:
         positive = ("max_workers", "max_message_size", "max_batch", "max_messages_per_second",
                     "max_concurrent_callbacks", "max_renderers", "max_pending",
-                    "max_pending_bytes", "max_retained_bytes", "send_timeout",
-                    "max_bytes_per_second",
+                    "max_pending_bytes", "max_pending_event_bytes", "max_retained_bytes",
+                    "send_timeout", "max_bytes_per_second",
                     "heartbeat_interval")
         for name in positive:
             if getattr(self, name) <= 0:

@@ -53,6 +53,9 @@ class CallbackInfo:
     callback_id: str
     websocket: bool
     """It may run over the WebSocket."""
+    retrigger: str = "cancel"
+    """What a new request does while a run of this callback for the same tab is
+    still going: ``cancel`` (the newest wins), ``queue`` or ``parallel``."""
 
 
 class Registry(Protocol):
@@ -165,8 +168,9 @@ class SessionPort(Protocol):
     def prepare_prop(self, component_id: str, prop: str, value: Any) -> tuple[Any, bool]: ...
 
     def push_prop(self, renderer: Any, component_id: str, prop: str, value: Any,
-                  is_patch: bool) -> None:
-        """``renderer``: the session's own record of the :class:`Tab`."""
+                  is_patch: bool, owner: Any = None) -> None:
+        """``renderer``: the session's own record of the :class:`Tab`; ``owner``:
+        the run that pushes (its pushes are dropped once it is superseded)."""
         ...
 
     def encode_prop(self, renderer: Any, component_id: str, prop: str, value: Any) -> bytes:
@@ -174,9 +178,17 @@ class SessionPort(Protocol):
         ...
 
     def push_prop_frame(self, renderer: Any, component_id: str, prop: str, frame: bytes,
-                        is_patch: bool) -> None: ...
+                        is_patch: bool, owner: Any = None) -> None: ...
+
+    def encode_event(self, renderer: Any, name: str, data: Any) -> bytes:
+        """The frame of one event; safe to call from any thread."""
+        ...
+
+    def push_event_frame(self, renderer: Any, frame: bytes, owner: Any = None) -> bool:
+        """Queue an event frame; False when it did not fit (the tab is told)."""
+        ...
 
     async def get_prop(self, renderer: Any, component_id: str, prop: str,
-                       timeout: float) -> Any: ...
+                       timeout: float, path: list[str | int] | None = None) -> Any: ...
 
     async def close_from_callback(self, code: int, reason: str) -> None: ...

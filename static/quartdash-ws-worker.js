@@ -41,6 +41,19 @@
  * pending callbacks settle (`disconnected`/`connected`, so persistent
  * callbacks restart), in-flight ones fail with "connection lost", and every
  * page gets a `quartdash_event` "continuity-lost" (quartdash-page.js).
+ *
+ * Events (ctx.websocket.send_event, docs/protocol.md): an `event` message
+ * goes to its tab's port as `quartdash_app_event`, and `events_lost` as a
+ * `quartdash_event` "events-lost"; the renderer ignores both, the page helper
+ * hands them to `window.quartdash.on(name, handler)`. They never touch the
+ * renderer's store.
+ *
+ * Partial reads (get_prop(path=...)): dash-renderer 4.4 ignores `path` and
+ * would send the whole property. For a tab whose page helper said so in its
+ * `connect` (payload.quartdashHelper), a `get_props_request` with a `path`
+ * goes to the helper instead (`quartdash_get_props_request`): it reads the
+ * item in the page and answers with only that, marked `pathResolved`. Other
+ * tabs answer through the renderer and the server reads the path.
  */
 (() => {
   "use strict";
@@ -70,6 +83,7 @@
   const CLIENT_LOG_MAX = 4000; // our messages kept until the server acks them
 
   const renderers = new Map(); // rendererId -> MessagePort
+  const helpers = new Set(); // renderers whose page runs quartdash's page helper
   let serverUrl = null;
   let ws = null; // the current socket while CONNECTING or OPEN, else null
   let queue = []; // {rendererId, data, requestId} waiting for an open socket
@@ -454,6 +468,20 @@
 
   function forward(message) {
     if (message.type === "callback_response") inflight.delete(message.requestId);
+    const payload = message.payload || {};
+    if (message.type === "event") {
+      post(message.rendererId, { type: "quartdash_app_event", name: payload.name, payload: payload.data });
+      return;
+    }
+    if (message.type === "events_lost") {
+      post(message.rendererId, { type: "quartdash_event", name: "events-lost", payload: { total: payload.count } });
+      return;
+    }
+    if (message.type === "get_props_request" && Array.isArray(payload.path)
+        && helpers.has(message.rendererId)) {
+      post(message.rendererId, { ...message, type: "quartdash_get_props_request" });
+      return;
+    }
     if (!TO_RENDERER.has(message.type)) {
       console.debug("[quartdash worker] dropped unknown server message", message.type);
       return;
@@ -480,6 +508,8 @@
 
     const known = renderers.get(rendererId) === port;
     renderers.set(rendererId, port);
+    if (payload.quartdashHelper) helpers.add(rendererId);
+    else helpers.delete(rendererId);
     // Whatever the socket's state: the first tab usually connects before it opens.
     if (!known) watchLock(rendererId, port);
     if (!isOpen()) {
@@ -512,6 +542,7 @@
 
   function leave(rendererId) {
     if (!renderers.delete(rendererId)) return;
+    helpers.delete(rendererId);
     // Its queued messages are moot, and a socket that is not open has no
     // server-side state for it (a closed connection ends all its renderers).
     queue = queue.filter((entry) => entry.rendererId !== rendererId);
@@ -552,7 +583,11 @@
           // it as well would send it twice).
           if (isOpen()) send({ type: "renderer_joined", rendererId });
         }
-        send({ type: message.type, rendererId, requestId: message.requestId, payload: message.payload });
+        if (message.pathResolved === true) {
+          send({ type: message.type, rendererId, requestId: message.requestId, payload: message.payload, pathResolved: true });
+        } else {
+          send({ type: message.type, rendererId, requestId: message.requestId, payload: message.payload });
+        }
         break;
       default:
         console.debug("[quartdash worker] ignored renderer message", message.type);

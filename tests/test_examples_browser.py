@@ -12,6 +12,7 @@ browser console error.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 import time
@@ -538,4 +539,33 @@ async def test_progress_bar_fills_while_running(gallery: ServerProcess, page: Pa
                                       timeout=3_000)
     steps = int(re.search(r"after (\d+)", await result.text_content() or "").group(1))  # type: ignore[union-attr]
     assert 2 <= steps < 20, steps
+    assert_no_console_errors(page)
+
+
+# ----------------------------------------------------------- 13. chat stream
+
+
+async def test_chat_stream_grows_the_answer_token_by_token(gallery: ServerProcess,
+                                                           page: Page) -> None:
+    await open_example(page, gallery, "/chat-stream/", "#chat-send")
+    await page.fill("#chat-question", "how does streaming work?")
+    await record(page, "#chat-answer")
+    await page.click("#chat-send")
+    await wait_for_text(page, "#chat-status", r"^thinking")
+    await save_screenshot(page, "examples-chat-stream")
+    await wait_for_text(page, "#chat-status", r"^done: \d+ tokens in ", timeout=10_000)
+    from examples.chat_stream import ANSWERS
+
+    await expect(page.locator("#chat-answer")).to_have_text(ANSWERS["stream"])
+    shown = [text for text in await recorded(page, "#chat-answer") if text]
+    assert len(shown) >= 10 and shown[-1] == ANSWERS["stream"], shown
+    assert all(b.startswith(a) for a, b in itertools.pairwise(shown)), shown
+
+    # Asking again mid-answer: the newer question wins, the older answer stops.
+    await page.click("#chat-send")
+    await wait_for_text(page, "#chat-answer", r"^A streaming callback is")
+    await page.fill("#chat-question", "what is quartdash?")
+    await page.click("#chat-send")
+    await wait_for_text(page, "#chat-status", r"^done: ", timeout=10_000)
+    await expect(page.locator("#chat-answer")).to_have_text(ANSWERS["quartdash"])
     assert_no_console_errors(page)

@@ -77,3 +77,61 @@ async def test_wait_returns_once_a_frame_is_ready() -> None:
     box.push(b"a")
     await box.wait()
     assert box.drain() == [b"a"]
+
+
+def test_a_superseded_owner_takes_back_what_waits() -> None:
+    box = Outbox(max_pending=10)
+    old, new = object(), object()
+    box.push_prop(KEY, b"old-value", is_patch=False, owner=old)
+    box.push_prop(("r1", "log", "children"), b"old-patch", is_patch=True, owner=old)
+    box.push(b"other")
+    box.push_event(b"old-event", 1000, owner=old)
+    box.push_prop(("r1", "log", "children"), b"new-patch", is_patch=True, owner=new)
+    assert box.discard_owner(old) == 3
+    assert box.drain() == [b"other", b"new-patch"]
+    assert box.bytes == 0 and box.event_bytes == 0
+
+
+def test_a_newer_value_from_another_owner_is_not_taken_back() -> None:
+    box = Outbox(max_pending=10)
+    old, new = object(), object()
+    box.push_prop(KEY, b"old", is_patch=False, owner=old)
+    box.push_prop(KEY, b"new", is_patch=False, owner=new)
+    assert box.discard_owner(old) == 0
+    assert box.drain() == [b"new"]
+
+
+def test_taking_everything_back_does_not_wake_the_sender() -> None:
+    box = Outbox(max_pending=10)
+    owner = object()
+    box.push(b"only", owner=owner)
+    box.discard_owner(owner)
+    assert not box._ready.is_set() and box.drain() == []
+
+
+def test_events_wait_within_their_own_budget() -> None:
+    box = Outbox(max_pending=100, max_bytes=1000)
+    assert box.push_event(b"e" * 40, 100)
+    assert box.push_event(b"e" * 40, 100)
+    assert not box.push_event(b"e" * 40, 100)  # 120 > 100: refused, nothing kept
+    assert len(box) == 2 and box.event_bytes == 80
+    box.drain()
+    assert box.event_bytes == 0 and box.push_event(b"e" * 40, 100)
+
+
+def test_events_leave_room_for_what_must_not_be_refused() -> None:
+    box = Outbox(max_pending=8, max_bytes=10_000)
+    accepted = sum(box.push_event(b"e", 10_000) for _ in range(10))
+    assert accepted == 6  # three quarters of the frames: the rest is for responses
+    box.push(b"response")
+    box.push(b"another")
+    assert len(box) == 8
+    byte_box = Outbox(max_pending=100, max_bytes=100)
+    assert byte_box.push_event(b"e" * 70, 10_000)
+    assert not byte_box.push_event(b"e" * 10, 10_000)  # 80 > 75 bytes
+
+
+def test_a_closed_outbox_refuses_events() -> None:
+    box = Outbox(max_pending=10)
+    box.close()
+    assert not box.push_event(b"e", 100)

@@ -40,6 +40,7 @@ class FakeApp:
     opened: list[Session] = field(default_factory=list)
     closed: list[Session] = field(default_factory=list)
     registry: SessionRegistry = field(default_factory=SessionRegistry)
+    retrigger: dict[str, str] = field(default_factory=dict)  # callback id -> on_retrigger
 
     @property
     def shutdown_grace(self) -> float:
@@ -57,7 +58,8 @@ class FakeApp:
     def callback_info(self, callback_id: str) -> CallbackInfo | None:
         if callback_id not in self.callbacks:
             return None
-        return CallbackInfo(callback_id, self.websocket_only)
+        return CallbackInfo(callback_id, self.websocket_only,
+                            self.retrigger.get(callback_id, "cancel"))
 
     def request_problem(self, callback_id: str, payload: Mapping[str, Any]) -> str | None:
         want = 0 if callback_id in self.persistent else 1

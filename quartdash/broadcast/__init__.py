@@ -20,6 +20,10 @@ A WebSocket callback serves one tab. A topic reaches all of them::
     await prices.set_props("status", {"children": "market open"})     # tabs of the topic
     await broadcast.set_props("banner", {"children": "v2 at 5pm"}, app=app)  # tabs of the app
 
+    # events for the page's JavaScript (window.quartdash.on("tick", handler))
+    await prices.send_event("tick", {"symbol": "ACME", "price": 12.5})   # tabs of the topic
+    await broadcast.send_event("maintenance", {"at": "17:00"}, app=app)   # tabs of the app
+
 Backend: ``QUARTDASH_BROADCAST_URL`` — ``memory://`` (the default: one
 process, nothing to set up) or ``redis://host:6379/0`` (every worker and
 machine sharing that Redis; needs redis-py: ``pip install "quartdash[redis]"``).
@@ -67,6 +71,14 @@ async def set_props(component_id: str | dict[str, Any], props: Mapping[str, Any]
     await hub.publish_props(hub.app_channel_name(live), component_id, props, retain=retain)
 
 
+async def send_event(name: str, data: Any = None, *, app: Any = None) -> None:
+    """An event for the JavaScript of every tab of ``app``, in every worker,
+    encoded once (see :meth:`Topic.send_event`). ``app`` as for :func:`set_props`."""
+    live = _live_of(app)
+    hub = _default
+    await hub.publish_event(hub.app_channel_name(live), name, data)
+
+
 def stats() -> dict[str, Any]:
     """Counters of the default hub: deliveries, drops, reconnects, open subscriptions."""
     return _default.stats()
@@ -106,6 +118,7 @@ __all__ = [
     "configure",
     "default_hub",
     "run_exclusive",
+    "send_event",
     "set_props",
     "stats",
     "topic",

@@ -1,6 +1,6 @@
 """What travels on a topic, and its bytes on the wire between processes (sans I/O).
 
-Two kinds of envelope:
+Three kinds of envelope:
 
 * :class:`TopicMessage` — a ``topic.publish(value)``. The value is encoded to JSON
   once, by the publisher; every process decodes it once for all of its
@@ -8,10 +8,13 @@ Two kinds of envelope:
 * :class:`PropsUpdate` — a ``topic.set_props(...)``. Each property's
   ``set_props`` payload (``{"componentId", "props"}``) is encoded once, by the
   publisher; receivers splice it into each renderer's frame without parsing it.
+* :class:`EventMessage` — a ``topic.send_event(name, data)``: the ``event``
+  payload (``{"name", "data"}``) encoded once, spliced like a ``set_props``.
 
 Wire format (the bytes published on a Redis channel)::
 
     b"M" + <JSON value>
+    b"E" + <event payload JSON>
     b"P" + <JSON header> + (b"\\n" + <payload JSON>) per property
     header = {"c": component_id, "r": retain, "p": [[prop, is_patch], ...]}
 
@@ -32,6 +35,7 @@ from ..wire import protocol
 
 MESSAGE_TAG = b"M"
 PROPS_TAG = b"P"
+EVENT_TAG = b"E"
 
 
 class EnvelopeError(ValueError):
@@ -81,12 +85,25 @@ class PropsUpdate:
         return cls(component_id, items, retain)
 
 
-Envelope = TopicMessage | PropsUpdate
+@dataclass(frozen=True, slots=True)
+class EventMessage:
+    """One event for the page's JavaScript of every tab of a topic (or app)."""
+
+    payload: bytes  # protocol.event_payload(name, data)
+
+    @classmethod
+    def of(cls, name: str, data: Any) -> EventMessage:
+        return cls(protocol.event_payload(name, data))
+
+
+Envelope = TopicMessage | PropsUpdate | EventMessage
 
 
 def encode(envelope: Envelope) -> bytes:
     if isinstance(envelope, TopicMessage):
         return MESSAGE_TAG + envelope.data
+    if isinstance(envelope, EventMessage):
+        return EVENT_TAG + envelope.payload
     header = protocol.dumps({
         "c": envelope.component_id,
         "r": envelope.retain,
@@ -104,6 +121,8 @@ def decode(data: bytes) -> Envelope:
     tag, body = data[:1], data[1:]
     if tag == MESSAGE_TAG:
         return TopicMessage(body)
+    if tag == EVENT_TAG:
+        return EventMessage(body)
     if tag != PROPS_TAG:
         raise EnvelopeError(f"unknown envelope tag {tag!r}")
     header_json, *payloads = body.split(b"\n")

@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any, cast
 from .. import signals
 from ..hosting import dash_internals
 from ..hosting.sanitize import PropPolicy
+from ..session.handle import check_app_event_name
 from .backend import Backend, Retained
-from .envelope import Envelope, PropsUpdate, TopicMessage
+from .envelope import Envelope, EventMessage, PropsUpdate, TopicMessage
 from .memory import MemoryBackend, apply_retained
 
 if TYPE_CHECKING:
@@ -113,6 +114,7 @@ class Broadcast:
         self._sessions: dict[Session, set[tuple[_Channel, _Member | Subscription]]] = {}
         self._app_channels: dict[LiveApp, _Channel] = {}
         self.counters = {"messages_delivered": 0, "props_delivered": 0, "props_encoded": 0,
+                         "events_delivered": 0, "events_encoded": 0,
                          "subscriber_drops": 0, "fanout_seconds": 0.0}
         _hubs.add(self)
 
@@ -196,6 +198,12 @@ class Broadcast:
         update = PropsUpdate.of(component_id, props, retain=retain)
         self.counters["props_encoded"] += len(update.items)
         await self.publish(channel, update)
+
+    async def publish_event(self, channel: str, name: str, data: Any) -> None:
+        """An event for the JavaScript of every tab of ``channel``, encoded once."""
+        event = EventMessage.of(check_app_event_name(name), data)
+        self.counters["events_encoded"] += 1
+        await self.publish(channel, event)
 
     # -- the local audience ---------------------------------------------------------------
 
@@ -323,6 +331,8 @@ class Broadcast:
                 for sub in subscriptions:
                     sub._put(value)
                 self.counters["messages_delivered"] += len(subscriptions)
+        elif isinstance(envelope, EventMessage):
+            self._push_event(channel, envelope.payload)
         else:
             for item in envelope.items:
                 channel.touched.add((envelope.component_id, item.prop))
@@ -345,6 +355,17 @@ class Broadcast:
                                              is_patch=is_patch)
                 delivered += len(items) * len(session.renderers)
         self.counters["props_delivered"] += delivered
+
+    def _push_event(self, channel: _Channel, payload: bytes) -> None:
+        delivered = 0
+        for member in list(channel.members.values()):
+            member.session.push_encoded_event(member.renderer, payload)
+            delivered += 1
+        for live in channel.lives:
+            for session in list(live.sessions):
+                session.push_encoded_event(None, payload)
+                delivered += len(session.renderers)
+        self.counters["events_delivered"] += delivered
 
     def _on_subscribed(self, name: str) -> None:
         channel = self._channels.get(name)
@@ -615,6 +636,17 @@ class Topic:
         hub = self.hub
         await hub.publish_props(hub.channel_name(self.name), component_id, props,
                                 retain=retain)
+
+    async def send_event(self, name: str, data: Any = None) -> None:
+        """An event for the JavaScript of every tab of this topic (joined, or
+        subscribed from a WebSocket callback), in every worker, encoded once:
+        ``window.quartdash.on(name, handler)`` gets ``data``. Ordered per tab
+        with everything else it receives; within each connection's event
+        budget (an event that does not fit is dropped and that tab told, see
+        ``ctx.websocket.send_event``). Not retained: a tab joining later does
+        not get earlier events."""
+        hub = self.hub
+        await hub.publish_event(hub.channel_name(self.name), name, data)
 
     async def join(self, ws: WebSocketHandle | None = None) -> None:
         """Make this tab receive the topic's ``set_props`` until it leaves (or the

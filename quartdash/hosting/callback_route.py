@@ -14,7 +14,7 @@ from quart import Response, request
 from werkzeug.exceptions import BadRequest
 
 from ..wire import protocol
-from . import dash_internals
+from . import dash_internals, streaming
 from .callback_plan import RequestMismatch
 from .execute import invoke, prepare_callback
 from .sanitize import CheckedProps
@@ -63,11 +63,18 @@ def make_dispatch_view(dash_app: dash.Dash, live: LiveApp) -> Callable[[], Await
         ctx = dash_internals.http_callback_context(dash_app, body)
         ctx.updated_props = CheckedProps(live.prop_policy)
         try:
-            call, is_async = prepare_callback(dash_app, body, ctx)
+            dash_internals.set_current_app(dash_app)
+            stream = dash_internals.bind_stream(dash_app, body, ctx)
+            if stream is None:
+                call, is_async = prepare_callback(dash_app, body, ctx)
         except (KeyError, IndexError, TypeError, ValueError, AttributeError, RecursionError):
             # Dash's own binding of ids to the callback: the request does not fit.
             raise BadRequest("the request does not match the callback") from None
-        data = await invoke(call, is_async, live.executor)
+        if stream is not None:
+            # No stream over HTTP: run to the end, answer with the combined result.
+            data = await streaming.run_http(stream, live.executor)
+        else:
+            data = await invoke(call, is_async, live.executor)
         return ctx.dash_response.set_response(data=data)
 
     # Keep the view's identity as Dash's, so integrations keyed on it (e.g.

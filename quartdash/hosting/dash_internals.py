@@ -6,16 +6,27 @@ change between minor releases without notice. Everything of that kind is
 reached through this module, so a Dash upgrade is reviewed in one file; and
 rather than misbehave subtly, quartdash refuses to import with a Dash
 outside the tested range (:mod:`quartdash._dash_version`).
+
+Reviewing an upgrade to Dash 4.5 (its renderer streams and reads paths):
+
+* its renderer answers ``get_props_request`` with a ``path`` itself, without
+  quartdash's ``pathResolved`` mark: the session would read the path a
+  second time (``Session.get_prop``); mark such answers resolved;
+* streaming callbacks could then use Dash's own ``stream: true`` responses
+  (hosting/streaming.py sends set_props pushes because 4.4 cannot read them),
+  and Dash registers generators itself (``_install_callback_options``).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 import dash
-from dash import _validate
+from dash import _callback, _validate
 from dash._callback import GLOBAL_CALLBACK_MAP, _async_invoke_callback, _invoke_callback
 from dash._callback_context import context_value
 from dash._get_app import app_context
@@ -32,6 +43,7 @@ from dash._utils import (
     stringify_id,
     to_json,
 )
+from dash.dependencies import Output
 from dash.development.base_component import ComponentRegistry
 from dash.exceptions import DependencyException
 
@@ -39,11 +51,14 @@ from .. import __version__
 from ..config import WebSocketConfig
 
 __all__ = [
+    "RETRIGGER_POLICIES",
     "AttributeDict",
+    "BoundStream",
     "CallbackDefinition",
     "HostedDash",
     "add_url",
     "args_grouping",
+    "bind_stream",
     "callback_definition",
     "callback_entry",
     "callback_list",
@@ -64,9 +79,11 @@ __all__ = [
     "js_path_served",
     "prepare_callback",
     "request_problem",
+    "retrigger_policy",
     "set_callback_context",
     "set_current_app",
     "setup_server",
+    "stream_function",
     "stringify_id",
     "to_json",
     "validate_and_group_input_args",
@@ -112,9 +129,15 @@ class HostedDash(dash.Dash):
             # A persistent callback only makes sense over the WebSocket: mark
             # it so, or the renderer would post it over HTTP (ctx.websocket None).
             for spec in self._callback_list:
+                entry = self.callback_map[spec["output"]]
                 if spec.get("persistent"):
                     spec["websocket"] = True
-                    self.callback_map[spec["output"]]["websocket"] = True
+                    entry["websocket"] = True
+                # A streaming callback streams over the WebSocket (marked when
+                # decorated; again here for one decorated before quartdash was imported).
+                if stream_function(entry) is not None:
+                    spec["websocket"] = spec["stream"] = True
+                    entry["websocket"] = entry["stream"] = True
 
     def _generate_scripts_html(self) -> str:
         # The page helper must run before dash-renderer creates its worker.
@@ -390,7 +413,7 @@ async def invoke_marked_async(func: Callable[..., Any], args: list[Any],
 
 
 def validate_output_spec(insert_output: Any, output_spec: Any) -> None:
-    _validate.validate_output_spec(insert_output, output_spec, dash.Output)
+    _validate.validate_output_spec(insert_output, output_spec, Output)
 
 
 def validate_and_group_input_args(args: list[Any], indices: Any
@@ -405,3 +428,152 @@ def validate_multi_return(output_spec: Any, values: Any, callback_id: str) -> No
 
 def fail_callback_output(output_value: Any, output: Any) -> None:
     _validate.fail_callback_output(output_value, output)
+
+
+# --- callback options Dash does not know: on_retrigger ---------------------------------------
+
+RETRIGGER_POLICIES = ("cancel", "queue", "parallel")
+"""``on_retrigger=`` values (docs/websocket-callbacks.md, re-triggering)."""
+
+
+def _install_callback_options() -> None:
+    """Teach ``@callback`` (``dash.callback``, ``app.callback``, ``bp.callback``)
+    quartdash's own keyword, ``on_retrigger``, and mark streaming callbacks.
+
+    Dash 4.4 accepts unknown keyword arguments and drops them: they reach
+    ``dash._callback.register_callback`` in ``**_kwargs`` and nothing stores
+    them. So that function is wrapped (once, when quartdash is imported): the
+    keyword is taken out, checked, and stored in the callback's spec (sent in
+    ``_dash-dependencies``) and its ``callback_map`` entry, where
+    :func:`retrigger_policy` reads it. Both ``dash.callback`` and
+    ``Dash.callback`` look ``register_callback`` up in that module when called.
+
+    The decorator it returns is wrapped too: a generator function (a
+    streaming callback, docs/websocket-callbacks.md) is marked ``stream`` and
+    ``websocket`` in its spec (it streams over the WebSocket; the renderer
+    posts it there), and refused with ``background=True``.
+    """
+    original = _callback.register_callback
+    if getattr(original, "__quartdash__", False):
+        return
+
+    @functools.wraps(original)
+    def register_callback(callback_list: list[dict[str, Any]], callback_map: dict[str, Any],
+                          *args: Any, **kwargs: Any) -> Any:
+        policy = kwargs.pop("on_retrigger", None)
+        if policy is not None and policy not in RETRIGGER_POLICIES:
+            raise ValueError(f"on_retrigger must be one of {RETRIGGER_POLICIES}, "
+                             f"not {policy!r}")
+        before = len(callback_list)
+        decorator = original(callback_list, callback_map, *args, **kwargs)
+        if len(callback_list) != before + 1:  # not the Dash this module was written for
+            raise RuntimeError("quartdash: dash.callback did not register one callback")
+        spec = callback_list[-1]
+        entry = callback_map[spec["output"]]
+        if policy is not None:
+            spec["on_retrigger"] = entry["on_retrigger"] = policy
+
+        @functools.wraps(decorator)
+        def wrap(func: Callable[..., Any]) -> Any:
+            if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
+                if entry.get("background") is not None:
+                    raise TypeError(f"callback {spec['output']!r}: a streaming (generator) "
+                                    "callback cannot be a background callback")
+                spec["stream"] = entry["stream"] = True
+                spec["websocket"] = entry["websocket"] = True
+            return decorator(func)
+
+        return wrap
+
+    # Dash names a callback without inputs or outputs after its call site: the
+    # first frame on the stack outside the dash package (create_callback_id).
+    # This wrapper's frame must not be that frame, or every such callback of
+    # every app would get one id and replace the last: its code says it is
+    # dash's own (a traceback through it shows dash/_callback.py).
+    code = register_callback.__code__  # type: ignore[attr-defined]
+    register_callback.__code__ = code.replace(  # type: ignore[attr-defined]
+        co_filename=str(_callback.__file__))
+    register_callback.__quartdash__ = True  # type: ignore[attr-defined]
+    _callback.register_callback = register_callback
+
+
+_install_callback_options()
+
+
+def retrigger_policy(entry: Mapping[str, Any]) -> str:
+    """A callback's ``on_retrigger`` (``cancel`` unless it said otherwise)."""
+    return str(entry.get("on_retrigger") or "cancel")
+
+
+# --- streaming (generator) callbacks ---------------------------------------------------------
+
+
+def stream_function(entry: Mapping[str, Any]) -> Callable[..., Any] | None:
+    """The user's function of a streaming callback (an ``async def`` or ``def``
+    generator function), or None for any other callback."""
+    func = getattr(entry.get("callback"), "__wrapped__", None)
+    if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
+        return cast(Callable[..., Any], func)
+    return None
+
+
+@dataclass(frozen=True)
+class BoundStream:
+    """A streaming callback bound to one request (:func:`bind_stream`)."""
+
+    function: Callable[..., Any]
+    args: list[Any]
+    kwargs: dict[str, Any]
+    is_async: bool
+    context: AttributeDict
+    """The callback context (``dash.ctx``); ``updated_props`` holds ``set_props``
+    made over HTTP."""
+    frame: Callable[[Any], dict[str, Any]]
+    """One yielded value as Dash's callback JSON (``{"multi", "response",
+    "sideUpdate"?, "dist"?}``), built and validated by Dash's own code, as a
+    return value would be."""
+    on_error: Callable[[Exception], Any] | None
+
+    def start(self) -> Any:
+        """The generator (call it where ``dash.ctx`` is this request's context)."""
+        return self.function(*self.args, **self.kwargs)
+
+
+def bind_stream(dash_app: dash.Dash, body: dict[str, Any], ctx: AttributeDict
+                ) -> BoundStream | None:
+    """Bind a request to its streaming callback, or None when it is not one.
+
+    Does what Dash's callback wrapper does before and after calling the
+    function (context, output and input checks, grouping), for a function
+    Dash itself cannot run: it would try to send the generator as the value.
+    Sets ``dash.ctx`` for the calling task.
+    """
+    entry = callback_entry(dash_app, body["output"])
+    if entry is None:
+        return None
+    func = stream_function(entry)
+    definition = callback_definition(entry)
+    if func is None or definition is None:
+        return None
+    dash_app._prepare_callback(ctx, cast(Any, body))
+    ctx.custom_data = AttributeDict({})
+    for hook in dash_app._hooks.get_hooks("custom_data"):
+        ctx.custom_data[hook.data["namespace"]] = hook(ctx)
+    context_value.set(ctx)
+    if definition.has_output:
+        _validate.validate_output_spec(definition.insert_output, ctx.outputs_list, Output)
+    values = dash_app._inputs_to_vals(ctx.inputs_list + ctx.states_list)
+    args, kwargs = _validate.validate_and_group_input_args(values,
+                                                           definition.inputs_state_indices)
+    packages = set(ComponentRegistry.registry)
+
+    def frame(value: Any) -> dict[str, Any]:
+        response: dict[str, Any] = {"multi": True}
+        _callback._prepare_response(
+            value, ctx.outputs_list, definition.multi, cast(Any, response), ctx, dash_app,
+            packages, None, False, definition.has_output, definition.output,
+            definition.callback_id, definition.allow_dynamic_callbacks)
+        return response
+
+    return BoundStream(func, list(args), dict(kwargs), inspect.isasyncgenfunction(func), ctx,
+                       frame, definition.on_error or dash_app._on_error)

@@ -12,14 +12,14 @@ import asyncio
 import contextvars
 import inspect
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, cast
 
 import dash
 
 from . import dash_internals
 
-__all__ = ["invoke", "prepare_callback", "run_callback"]
+__all__ = ["invoke", "prepare_callback", "run_callback", "submit"]
 
 
 def prepare_callback(
@@ -35,9 +35,37 @@ def prepare_callback(
     return call, inspect.iscoroutinefunction(func)
 
 
-async def invoke(call: Callable[[], Any], is_async: bool, executor: ThreadPoolExecutor) -> str:
+async def submit(executor: ThreadPoolExecutor, func: Callable[[], Any],
+                 slots: asyncio.Semaphore | None = None) -> Future[Any]:
+    """Start ``func`` in the pool, holding one of ``slots`` (a connection's
+    share of the pool) until its thread is done, even when the awaiting task
+    is cancelled first: a thread cannot be interrupted, so a cancelled (or
+    superseded) ``def`` callback keeps its slot until it really returns."""
+    if slots is None:
+        return executor.submit(func)
+    loop = asyncio.get_running_loop()
+    await slots.acquire()
+    try:
+        future = executor.submit(func)
+    except BaseException:
+        slots.release()
+        raise
+
+    def release(_: Future[Any]) -> None:
+        try:
+            loop.call_soon_threadsafe(slots.release)
+        except RuntimeError:  # the loop is closed (server exit): nothing waits for it
+            return
+
+    future.add_done_callback(release)
+    return future
+
+
+async def invoke(call: Callable[[], Any], is_async: bool, executor: ThreadPoolExecutor,
+                 slots: asyncio.Semaphore | None = None) -> str:
     """Run a prepared callback; return Dash's JSON response text.
 
+    ``slots``: for a ``def`` callback, the connection's share of the pool.
     Raises what the callback raises (``PreventUpdate`` included).
     """
     if is_async:
@@ -45,7 +73,8 @@ async def invoke(call: Callable[[], Any], is_async: bool, executor: ThreadPoolEx
     # Sync: the worker thread gets a copy of this task's context, so ctx,
     # set_props and get_app() work there exactly as on the loop.
     context = contextvars.copy_context()
-    result = await asyncio.get_running_loop().run_in_executor(executor, context.run, call)
+    future = await submit(executor, lambda: context.run(call), slots)
+    result = await asyncio.wrap_future(future)
     if inspect.isawaitable(result):  # a def that returned a coroutine
         result = await result
     return cast(str, result)

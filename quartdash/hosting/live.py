@@ -30,7 +30,7 @@ from ..session import Session
 from ..session.registry import RemoteSessions, SessionRegistry
 from ..types import CallbackInfo, Verdict
 from ..wire.protocol import CloseCode
-from . import dash_internals
+from . import dash_internals, streaming
 from .callback_plan import CallbackPlan
 from .execute import invoke, prepare_callback
 from .inline import InlinePolicy
@@ -128,7 +128,8 @@ class LiveApp:
         entry = dash_internals.callback_entry(self.dash, callback_id)
         if entry is None:
             return None
-        return CallbackInfo(callback_id, bool(entry.get("websocket")))
+        return CallbackInfo(callback_id, bool(entry.get("websocket")),
+                            dash_internals.retrigger_policy(entry))
 
     def request_problem(self, callback_id: str, payload: Mapping[str, Any]) -> str | None:
         entry = dash_internals.callback_entry(self.dash, callback_id)
@@ -146,13 +147,15 @@ class LiveApp:
             payload, handle=handle, response=self.dash.backend.response_adapter(),
             connection=connection)
         try:
+            dash_internals.set_current_app(self.dash)
+            stream = dash_internals.bind_stream(self.dash, payload, ctx)
+            if stream is not None:
+                return await streaming.run_websocket(stream, handle, self.executor,
+                                                     self._sync_slots(handle.session))
             call, is_async = prepare_callback(self.dash, payload, ctx)
-            if is_async:
-                data = await invoke(call, True, self.executor)
-            else:
-                # A connection gets a share of the thread pool, not all of it.
-                async with self._sync_slots(handle.session):
-                    data = await invoke(call, False, self.executor)
+            # A connection gets a share of the thread pool (def callbacks), not all of it.
+            data = await invoke(call, is_async, self.executor,
+                                None if is_async else self._sync_slots(handle.session))
         except (PreventUpdate, WebsocketDisconnected):
             return None
         return data.encode() if isinstance(data, str) else data

@@ -46,13 +46,19 @@ class PropReads:
         return (pending is not None and not pending[0].done()
                 and pending[1].id == renderer_id)
 
-    def resolve(self, renderer: Renderer, request_id: str | None, payload: Any) -> bool:
-        """Answer a question; False when ``renderer`` was not asked ``request_id``."""
+    def resolve(self, renderer: Renderer, request_id: str | None, payload: Any,
+                path_resolved: bool = False) -> bool:
+        """Answer a question; False when ``renderer`` was not asked ``request_id``.
+
+        The future gets ``(payload, path_resolved)``: whether the answer is
+        already read at the question's path (quartdash's page helper) or is
+        the whole property (a renderer that ignores ``path``).
+        """
         pending = self.pending.get(request_id or "")
         if pending is None or pending[1] is not renderer or pending[0].done():
             return False
         del self.pending[request_id or ""]
-        pending[0].set_result(payload)
+        pending[0].set_result((payload, path_resolved))
         return True
 
     def fail(self, error: Callable[[], BaseException], renderer: Renderer | None = None) -> None:

@@ -6,6 +6,19 @@
 * on the way out, event-triggered runs get ``CancelledError`` while
   persistent ones (and one that called ``ws.close()``) see ``is_shutdown``
   and get a grace period to clean up (docs/persistent-callbacks.md).
+
+Re-triggering: an event-triggered callback requested again by the same tab
+while its previous run (for the same outputs) still runs follows the
+callback's ``on_retrigger``:
+
+* ``cancel`` (the default): the newest wins. The older run is *superseded*:
+  its request is answered ``prevent_update`` at once (the renderer settles
+  it; it already keeps only the newest request's result), what it queued
+  and is not sent yet is taken back from the outbox, anything it pushes
+  from now on is dropped, and its task is cancelled (``CancelledError`` at
+  its current ``await``, so it can clean up);
+* ``queue``: the new request waits; runs go one after another, in order;
+* ``parallel``: every request runs at once (quartdash before re-triggering).
 """
 
 from __future__ import annotations
@@ -13,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
@@ -59,20 +73,25 @@ class RunContext(Protocol):
 
     def release(self, size: int) -> None: ...
 
-    def handle_for(self, renderer: Renderer) -> Any: ...
+    def handle_for(self, renderer: Renderer, run: Any = None) -> Any: ...
+
+    def discard_pushes(self, owner: Any) -> int: ...
 
 
 class Runs:
     """Every callback task of one session, keyed by request id (or a made-up one)."""
 
-    __slots__ = ("_ids", "_log_budget", "_persistent_ids", "_session", "by_key",
-                 "unlogged_failures")
+    __slots__ = ("_ending", "_ids", "_log_budget", "_persistent_ids", "_session", "by_key",
+                 "superseded", "unlogged_failures")
 
     def __init__(self, session: RunContext) -> None:
         self._session = session
         self._persistent_ids = list(session.app.persistent_callback_ids())
         self._ids = itertools.count(1)
         self.by_key: dict[str, Run] = {}
+        # Superseded runs still ending (cancelled, their requests answered).
+        self._ending: set[Run] = set()
+        self.superseded = 0  # runs a newer request of theirs replaced
         # Tracebacks a client can provoke are logged at a bounded rate.
         self._log_budget = TokenBucket(LOG_RATE, LOG_BURST, asyncio.get_running_loop().time())
         self.unlogged_failures = 0
@@ -81,7 +100,9 @@ class Runs:
         return len(self.by_key)
 
     def __iter__(self) -> Iterator[Run]:
-        return iter(list(self.by_key.values()))
+        """Every run still going: those serving requests, and superseded ones
+        still finishing (a shutdown waits for their cleanup too)."""
+        return iter(list(dict.fromkeys([*self.by_key.values(), *self._ending])))
 
     def running(self, request_id: str) -> bool:
         return request_id in self.by_key
@@ -143,8 +164,66 @@ class Runs:
         run = Run(renderer, callback_id, False, [request_id])
         if not self._charge(run, message.size):
             return False
+        if spec.retrigger != "parallel":
+            run.group = protocol.retrigger_key(payload)
+            current = renderer.active.get(run.group)
+            if current is not None:
+                if spec.retrigger == "queue":
+                    # Waits for the runs before it (a queued request counts
+                    # against the connection's callback limit like a running one).
+                    run.payload = payload
+                    renderer.queued.setdefault(run.group, deque()).append(run)
+                    renderer.runs.add(run)
+                    self.by_key[request_id] = run
+                    return True
+                self._supersede(current)
+            renderer.active[run.group] = run
         self._launch(run, request_id, payload)
         return True
+
+    def _supersede(self, run: Run) -> None:
+        """The newest wins: ``run`` gives way to a newer request of the same
+        callback for the same tab (see the module docstring)."""
+        session = self._session
+        run.superseded = True
+        self.superseded += 1
+        session.discard_pushes(run)
+        for request_id in run.request_ids:
+            self.by_key.pop(request_id, None)
+            if not (session.closed or run.renderer.left):
+                session.push(protocol.prevent_update_frame(run.renderer.id, request_id))
+        run.request_ids = []
+        if run.group is not None and run.renderer.active.get(run.group) is run:
+            del run.renderer.active[run.group]
+        if run.task is not None and not run.task.done():
+            self._ending.add(run)
+            run.task.cancel()
+
+    def _next_in_queue(self, run: Run) -> None:
+        """``run`` ended: hand its group to the next queued request, if any."""
+        renderer, group = run.renderer, run.group
+        if group is None or renderer.active.get(group) is not run:
+            return
+        del renderer.active[group]
+        waiting = renderer.queued.get(group)
+        if not waiting:
+            return
+        if self._session.closed or renderer.left:
+            self.drop_queued(renderer)
+            return
+        following = waiting.popleft()
+        if not waiting:
+            del renderer.queued[group]
+        payload, following.payload = following.payload or {}, None
+        renderer.active[group] = following
+        self._launch(following, following.request_ids[0], payload)
+
+    def drop_queued(self, renderer: Renderer) -> None:
+        """The tab went away (or the session ends): its queued requests never run."""
+        for waiting in renderer.queued.values():
+            for run in waiting:
+                self.forget(run)
+        renderer.queued.clear()
 
     def _charge(self, run: Run, payload_size: int) -> bool:
         size = RECORD_BYTES + payload_size + sum(len(r) for r in run.request_ids)
@@ -190,6 +269,14 @@ class Runs:
         self.by_key[key] = run
         run.renderer.runs.add(run)
         run.task = asyncio.create_task(self._execute(run, payload), name=f"quartdash:{key}")
+        run.task.add_done_callback(lambda _: self._ended(run))
+
+    def _ended(self, run: Run) -> None:
+        """A run's task is done. Normally ``_execute`` already forgot it; but a
+        task cancelled before its first step (superseded, or its tab gone, in
+        the very frame that started it) never runs its body at all."""
+        self.forget(run)
+        self._next_in_queue(run)
 
     # -- running ----------------------------------------------------------------------
 
@@ -206,7 +293,7 @@ class Runs:
         try:
             # Inside the try: whatever fails here still answers the request
             # and forgets the run (a task that died first would leak both).
-            data = await app.run_callback(payload, session.handle_for(renderer),
+            data = await app.run_callback(payload, session.handle_for(renderer, run),
                                           session.connection)
             if data is None:
                 status = "prevent_update"
@@ -229,6 +316,7 @@ class Runs:
         finally:
             # Every start is paired with exactly one end signal, cancellation included.
             self.forget(run)
+            self._next_in_queue(run)
             duration = loop.time() - started
             if run.persistent:
                 signals.emit(signals.persistent_stopped, app, session=session,
@@ -243,6 +331,7 @@ class Runs:
                 session.push(frame_for(request_id))
 
     def forget(self, run: Run) -> None:
+        self._ending.discard(run)
         self._session.release(run.retained)
         run.retained = 0
         for request_id in run.request_ids:

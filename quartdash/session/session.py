@@ -95,8 +95,8 @@ class Session:
     """One WebSocket connection: its tabs, running callbacks and outbound frames.
 
     Signals carry it as ``session``: ``connection`` (the handshake's headers,
-    cookies, path, remote, origin), ``renderers``, ``props_pushed`` and
-    ``frames_sent`` are safe to read.
+    cookies, path, remote, origin), ``renderers``, ``props_pushed``,
+    ``events_sent``, ``events_dropped`` and ``frames_sent`` are safe to read.
     """
 
     def __init__(self, app: SessionApp, connection: Mapping[str, Any], *,
@@ -110,6 +110,8 @@ class Session:
         self.close_code: int | None = None
         self.renderers: dict[str, Renderer] = {}
         self.props_pushed = 0  # set_props values accepted for sending (before coalescing)
+        self.events_sent = 0  # send_event events queued for sending
+        self.events_dropped = 0  # events that did not fit the event budget
         self.messages_received = 0
         self._close: _Close | None = None
         self._closed = asyncio.Event()
@@ -415,6 +417,8 @@ class Session:
             except (OSError, RuntimeError) as exc:
                 log.debug("close frame not sent: %r", exc)
             close.sent.set()
+        for renderer in self.renderers.values():
+            self.runs.drop_queued(renderer)
         runs = list(self.runs)
         cancel_event_triggered(runs)
         self.reads.fail(lambda: self.app.disconnected("the connection closed"))
@@ -528,7 +532,8 @@ class Session:
             if kind == protocol.CALLBACK_REQUEST:
                 acted = self.runs.start_request(renderer, message) or acted
             elif kind == protocol.GET_PROPS_RESPONSE:
-                if self.reads.resolve(renderer, message.request_id, message.payload):
+                if self.reads.resolve(renderer, message.request_id, message.payload,
+                                      message.path_resolved):
                     acted = True
                 else:
                     self.send_error(ProtocolError(
@@ -590,6 +595,7 @@ class Session:
             return False
         self.release(RECORD_BYTES + len(renderer_id))
         renderer.left = True
+        self.runs.drop_queued(renderer)
         cancel_event_triggered(list(renderer.runs))
         self.reads.fail(lambda: self.app.disconnected("the tab went away"), renderer)
         signals.emit(signals.renderer_left, self.app, session=self, renderer_id=renderer_id)
@@ -597,9 +603,9 @@ class Session:
             self._in_background(end_runs(list(renderer.runs), self.config.shutdown_grace))
         return True
 
-    def handle_for(self, renderer: Renderer) -> WebSocketHandle:
-        """``ctx.websocket`` for a callback run for ``renderer``."""
-        return WebSocketHandle(self, renderer)
+    def handle_for(self, renderer: Renderer, run: Any = None) -> WebSocketHandle:
+        """``ctx.websocket`` for a callback ``run`` for ``renderer``."""
+        return WebSocketHandle(self, renderer, run)
 
     def _in_background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -646,23 +652,77 @@ class Session:
         return protocol.set_props_frame(renderer.id, component_id, {prop: value})
 
     def push_prop(self, renderer: Renderer, component_id: str, prop: str, value: Any,
-                  is_patch: bool) -> None:
-        """Queue one ``set_props`` value for a tab (coalesced with older ones)."""
-        if self.closed or renderer.left:
+                  is_patch: bool, owner: Any = None) -> None:
+        """Queue one ``set_props`` value for a tab (coalesced with older ones);
+        ``owner``: the run pushing it (nothing once it was superseded)."""
+        if self.closed or renderer.left or _muted(owner):
             return
         self.push_prop_frame(renderer, component_id, prop,
-                             self.encode_prop(renderer, component_id, prop, value), is_patch)
+                             self.encode_prop(renderer, component_id, prop, value), is_patch,
+                             owner)
 
     def push_prop_frame(self, renderer: Renderer, component_id: str, prop: str, frame: bytes,
-                        is_patch: bool) -> None:
+                        is_patch: bool, owner: Any = None) -> None:
         """Queue a ready ``set_props`` frame (:meth:`encode_prop`) for a tab."""
-        if self.closed or renderer.left:
+        if self.closed or renderer.left or _muted(owner):
             return
         self.props_pushed += 1
         self._idle.touch(self.loop.time())
         try:
             self.sender.outbox.push_prop((renderer.id, component_id, prop), frame,
-                                         is_patch=is_patch)
+                                         is_patch=is_patch, owner=owner)
+        except OutboxOverflow as overflow:
+            self.request_close(CloseCode.SLOW_CONSUMER, str(overflow))
+
+    def discard_pushes(self, owner: Any) -> int:
+        """Take back what ``owner`` (a superseded run) queued and is not sent yet."""
+        return self.sender.outbox.discard_owner(owner)
+
+    # -- events to the page's JavaScript --------------------------------------------------
+
+    def encode_event(self, renderer: Renderer, name: str, data: Any) -> bytes:
+        """The ``event`` frame of one event for a tab (thread-safe)."""
+        return protocol.event_frame_from_payload(renderer.id, protocol.event_payload(name, data))
+
+    def push_event_frame(self, renderer: Renderer, frame: bytes, owner: Any = None) -> bool:
+        """Queue a ready ``event`` frame for a tab. False when it did not fit the
+        event budget: it is dropped and the tab is told (``events_lost``)."""
+        if self.closed or renderer.left or _muted(owner):
+            return False
+        self._idle.touch(self.loop.time())
+        if self.sender.outbox.push_event(frame, self.config.max_pending_event_bytes,
+                                         owner=owner):
+            self.events_sent += 1
+            return True
+        self._events_lost(renderer)
+        return False
+
+    def push_encoded_event(self, renderer: Renderer | None, payload: bytes) -> None:
+        """Queue an event whose payload (``protocol.event_payload``) is ready JSON,
+        for one tab or (``renderer=None``) every tab of this session: broadcast
+        encodes it once for every session."""
+        if self.closed:
+            return
+        targets = list(self.renderers.values()) if renderer is None else [renderer]
+        for target in targets:
+            if not target.left:
+                self.push_event_frame(target,
+                                      protocol.event_frame_from_payload(target.id, payload))
+
+    def _events_lost(self, renderer: Renderer) -> None:
+        """An event to ``renderer`` was dropped: tell it. The notice carries the
+        tab's running total and coalesces (a newer one replaces a waiting one),
+        so however many are lost it costs one frame."""
+        renderer.events_lost += 1
+        self.events_dropped += 1
+        if renderer.events_lost == 1:
+            log.warning("events to a tab exceed websocket_max_pending_event_bytes (%d): "
+                        "dropping them and telling the tab", self.config.max_pending_event_bytes)
+        try:
+            self.sender.outbox.push_prop((renderer.id, "", protocol.EVENTS_LOST),
+                                         protocol.events_lost_frame(renderer.id,
+                                                                    renderer.events_lost),
+                                         is_patch=False)
         except OutboxOverflow as overflow:
             self.request_close(CloseCode.SLOW_CONSUMER, str(overflow))
 
@@ -692,17 +752,19 @@ class Session:
             self.request_close(CloseCode.SLOW_CONSUMER, why)
 
     async def get_prop(self, renderer: Renderer, component_id: str, prop: str,
-                       timeout: float) -> Any:
-        """Ask ``renderer`` for one property's current value."""
+                       timeout: float, path: list[str | int] | None = None) -> Any:
+        """Ask ``renderer`` for one property's current value, or (``path``) for
+        one item inside it."""
         if self.closed or renderer.left:
             raise self.app.disconnected("the connection is closed")
         if not self.retain(RECORD_BYTES):
             raise self.app.disconnected("the connection is over its budget")
         request_id, future = self.reads.ask(renderer)
-        self.push(protocol.get_props_request_frame(renderer.id, request_id, component_id, [prop]))
+        self.push(protocol.get_props_request_frame(renderer.id, request_id, component_id, [prop],
+                                                   path))
         try:
             async with asyncio.timeout(timeout):
-                values = await future
+                values, path_resolved = await future
         except TimeoutError:
             raise TimeoutError(
                 f"get_prop({component_id!r}, {prop!r}): no answer within {timeout} s"
@@ -710,7 +772,11 @@ class Session:
         finally:
             self.reads.forget(request_id)
             self.release(RECORD_BYTES)
-        return values.get(prop) if isinstance(values, dict) else None
+        value = values.get(prop) if isinstance(values, dict) else None
+        if path and not path_resolved:
+            # A renderer that ignores `path` (Dash 4.4's) sent the whole value.
+            value = protocol.resolve_prop_path(value, path)
+        return value
 
     # -- inactivity ----------------------------------------------------------------------
 
@@ -727,6 +793,11 @@ class Session:
     def __repr__(self) -> str:
         return (f"<Session {self.state.value} renderers={len(self.renderers)} "
                 f"runs={len(self.runs)}>")
+
+
+def _muted(owner: Any) -> bool:
+    """The run ``owner`` was superseded: what it pushes goes nowhere."""
+    return owner is not None and bool(getattr(owner, "superseded", False))
 
 
 async def _finish_close(pending: asyncio.Future[None]) -> None:

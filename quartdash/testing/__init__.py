@@ -53,6 +53,7 @@ from .errors import ConnectionClosed, HandshakeRejected, WaitTimeout
 from .ids import prop_key, stringify_id
 from .records import (
     CallbackResult,
+    Event,
     Frame,
     GetPropsRequest,
     HttpCallbackResult,
@@ -73,6 +74,7 @@ __all__ = [
     "CallbackSpec",
     "ConnectionClosed",
     "DashClient",
+    "Event",
     "Frame",
     "GetPropsRequest",
     "HandshakeRejected",

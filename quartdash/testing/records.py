@@ -17,6 +17,7 @@ from .ids import ComponentId, stringify_id
 
 __all__ = [
     "CallbackResult",
+    "Event",
     "Frame",
     "GetPropsRequest",
     "HttpCallbackResult",
@@ -66,6 +67,20 @@ class Push:
         return f"<Push {self.component_id}.{self.prop}={self.value!r}>"
 
 
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event (``ctx.websocket.send_event``, ``topic.send_event``) a renderer received."""
+
+    renderer_id: str
+    name: str
+    data: Any
+    received_at: float
+    seq: int
+
+    def __repr__(self) -> str:
+        return f"<Event {self.name}={self.data!r}>"
+
+
 @dataclass(slots=True)
 class GetPropsRequest:
     """A ``get_props_request`` the server sent, and what the renderer answered."""
@@ -75,6 +90,7 @@ class GetPropsRequest:
     properties: list[str]
     received_at: float
     answer: dict[str, Any] | None = None  # None: not answered
+    path: list[Any] | None = None  # get_prop(path=...): the location asked for
 
 
 @dataclass(slots=True)

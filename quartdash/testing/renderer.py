@@ -14,10 +14,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
+from ..wire.protocol import resolve_prop_path
 from .errors import DEFAULT_TIMEOUT
 from .ids import ComponentId, PropRef, Values, _bare, _pairs, _ref, prop_key, stringify_id
 from .records import (
     CallbackResult,
+    Event,
     GetPropsRequest,
     HttpCallbackResult,
     Push,
@@ -131,6 +133,15 @@ class TestRenderer:
         self.get_props_requests: list[GetPropsRequest] = []
         self.answer_get_props = True
         """False: record ``get_props_request`` messages but never answer them."""
+        self.resolve_paths = False
+        """How a ``get_prop(path=...)`` is answered: False as dash-renderer 4.4
+        does (it ignores the path and sends the whole property; the server
+        reads the path), True as quartdash's page helper does (only the item
+        at the path, marked ``pathResolved``)."""
+        self.events: list[Event] = []
+        """Events (``send_event``) this tab received, in order."""
+        self.events_lost = 0
+        """The running total of events the server dropped for this tab (``events_lost``)."""
         self.apply_updates = True
         """False: pushes and outputs do not change ``props``."""
         self.left = False
@@ -279,6 +290,17 @@ class TestRenderer:
         what = f"{count} push(es) to {stringify_id(component_id)}.{prop} on renderer {self.id}"
         return await self.client.wait_for(found, what, timeout)
 
+    def events_named(self, name: str) -> list[Event]:
+        """Every event ``name`` this tab received, in order."""
+        return [e for e in self.events if e.name == name]
+
+    async def wait_for_event(self, name: str, *, count: int = 1,
+                             timeout: float = 5.0) -> list[Event]:
+        """Wait until this tab has received ``count`` events ``name``; return them all."""
+        return await self.client.wait_for(
+            lambda: self.events_named(name) if len(self.events_named(name)) >= count else None,
+            f"{count} event(s) {name!r} to renderer {self.id}", timeout)
+
     async def wait_for_get_props(self, count: int = 1, *,
                                  timeout: float = 5.0) -> list[GetPropsRequest]:
         """Wait until the server has sent this tab ``count`` ``get_props_request`` messages."""
@@ -322,6 +344,11 @@ class TestRenderer:
                             self._apply(cid, values)
         elif kind == "get_props_request" and isinstance(payload, dict):
             await self._answer(str(message.get("requestId")), payload, received)
+        elif kind == "event" and isinstance(payload, dict):
+            self.events.append(Event(self.id, str(payload.get("name")), payload.get("data"),
+                                     received.received_at, received.seq))
+        elif kind == "events_lost" and isinstance(payload, dict):
+            self.events_lost = int(payload.get("count") or 0)
         elif kind == "error":
             self.errors.append(message)
 
@@ -329,13 +356,19 @@ class TestRenderer:
                       received: Received) -> None:
         component_id = str(payload.get("componentId"))
         properties = [str(p) for p in payload.get("properties") or []]
-        request = GetPropsRequest(request_id, component_id, properties, received.received_at)
+        path = payload.get("path")
+        request = GetPropsRequest(request_id, component_id, properties, received.received_at,
+                                  path=path if isinstance(path, list) else None)
         self.get_props_requests.append(request)
         if not self.answer_get_props or self.left:
             return
         # The renderer answers only the properties its layout has (JSON drops undefined).
         answer = {p: self.props[f"{component_id}.{p}"] for p in properties
                   if f"{component_id}.{p}" in self.props}
+        reply: dict[str, Any] = {"type": "get_props_response", "rendererId": self.id,
+                                 "requestId": request_id}
+        if self.resolve_paths and request.path is not None:
+            answer = {p: resolve_prop_path(value, request.path) for p, value in answer.items()}
+            reply["pathResolved"] = True
         request.answer = answer
-        await self.client.send({"type": "get_props_response", "rendererId": self.id,
-                                "requestId": request_id, "payload": answer})
+        await self.client.send({**reply, "payload": answer})

@@ -12,6 +12,17 @@ frame per distinct key, not one per push; only patches and one-off frames
 (responses, get_props requests) count towards ``max_pending``. What waits is
 also bounded in bytes (``max_bytes``): a frame that would exceed either
 limit raises :class:`OutboxOverflow` before it is kept.
+
+Two more things a frame may carry:
+
+* an **owner** (the callback run that produced it): when a run is
+  superseded by a newer run of the same callback (docs/websocket-callbacks.md,
+  re-triggering), :meth:`Outbox.discard_owner` takes back what it queued and
+  that has not been sent yet;
+* being an **event** (``ctx.websocket.send_event``): events wait like any
+  frame but within their own byte budget, and one that does not fit is
+  refused (:meth:`Outbox.push_event` returns False) instead of overflowing
+  the connection: the session then tells the tab how many it lost.
 """
 
 from __future__ import annotations
@@ -26,8 +37,8 @@ class OutboxOverflow(Exception):
 
 
 class Outbox:
-    __slots__ = ("_control", "_entries", "_max_bytes", "_max_pending", "_patch_key",
-                 "_patches", "_ready", "_seq", "bytes", "closed")
+    __slots__ = ("_control", "_entries", "_events", "_max_bytes", "_max_pending", "_owners",
+                 "_patch_key", "_patches", "_ready", "_seq", "bytes", "closed", "event_bytes")
 
     def __init__(self, max_pending: int, max_bytes: int = 16 * 1024 * 1024) -> None:
         # key -> frame; dict order is send order. Keys are either a
@@ -36,6 +47,9 @@ class Outbox:
         self._patches: dict[tuple[str, str, str], list[int]] = {}
         self._patch_key: dict[int, tuple[str, str, str]] = {}  # patch seq -> its key
         self._control: set[int] = set()  # frames about the connection, not the page
+        self._owners: dict[Hashable, object] = {}  # key -> the run that queued it
+        self._events: set[int] = set()  # event frames waiting
+        self.event_bytes = 0  # bytes of the event frames waiting
         self._seq = itertools.count()
         self._max_pending = max_pending
         self._max_bytes = max_bytes
@@ -46,9 +60,33 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def push(self, frame: bytes) -> None:
+    def push(self, frame: bytes, *, owner: object = None) -> None:
         """Queue a frame that is never coalesced (responses, requests, errors)."""
-        self._put(next(self._seq), frame)
+        seq = next(self._seq)
+        self._put(seq, frame)
+        if owner is not None:
+            self._owners[seq] = owner
+
+    def push_event(self, frame: bytes, max_event_bytes: int, *, owner: object = None) -> bool:
+        """Queue an event frame if it fits; False (nothing kept) when it does not.
+
+        It fits within ``max_event_bytes`` of waiting events, and while it
+        leaves room for the frames that must not be refused: at most three
+        quarters of ``max_pending`` frames and of ``max_bytes`` may wait
+        once it is in.
+        """
+        size = len(frame)
+        if (self.closed or self.event_bytes + size > max_event_bytes
+                or len(self._entries) + 1 > self._max_pending * 3 // 4
+                or self.bytes + size > self._max_bytes * 3 // 4):
+            return False
+        seq = next(self._seq)
+        self._put(seq, frame)
+        self._events.add(seq)
+        self.event_bytes += size
+        if owner is not None:
+            self._owners[seq] = owner
+        return True
 
     def push_control(self, frame: bytes) -> None:
         """Queue a frame about the connection itself (heartbeat acks, acks): it
@@ -57,26 +95,52 @@ class Outbox:
         self._put(seq, frame)
         self._control.add(seq)
 
-    def push_prop(self, key: tuple[str, str, str], frame: bytes, *, is_patch: bool) -> None:
+    def push_prop(self, key: tuple[str, str, str], frame: bytes, *, is_patch: bool,
+                  owner: object = None) -> None:
         """Queue a ``set_props`` frame for one (renderer, component, property)."""
         if is_patch:
             seq = next(self._seq)
             self._put(seq, frame)
             self._patches.setdefault(key, []).append(seq)
             self._patch_key[seq] = key
+            if owner is not None:
+                self._owners[seq] = owner
             return
         for seq in self._patches.pop(key, ()):
             self._drop(seq)
         # Delete first so the new value moves to the end of the send order.
         self._drop(key)
         self._put(key, frame)
+        if owner is not None:
+            self._owners[key] = owner
+
+    def discard_owner(self, owner: object) -> int:
+        """Drop every waiting frame ``owner`` queued (a superseded run's pushes
+        and events); returns how many."""
+        keys = [key for key, who in self._owners.items() if who is owner]
+        for key in keys:
+            patch_key = self._patch_key.get(key) if isinstance(key, int) else None
+            if patch_key is not None:
+                waiting = self._patches.get(patch_key)
+                if waiting is not None and key in waiting:
+                    waiting.remove(key)
+                    if not waiting:
+                        del self._patches[patch_key]
+            self._drop(key)
+        if not self._entries and not self.closed:
+            self._ready.clear()  # the sender must not wake for nothing
+        return len(keys)
 
     def _drop(self, key: Hashable) -> None:
         frame = self._entries.pop(key, None)
+        self._owners.pop(key, None)
         if frame is not None:
             self.bytes -= len(frame)
             if isinstance(key, int):
                 self._patch_key.pop(key, None)
+                if key in self._events:
+                    self._events.discard(key)
+                    self.event_bytes -= len(frame)
 
     def _put(self, key: Hashable, frame: bytes) -> None:
         if self.closed:
@@ -125,8 +189,11 @@ class Outbox:
         self._patches.clear()
         self._patch_key.clear()
         self._control.clear()
+        self._owners.clear()
+        self._events.clear()
         self._ready.clear()
         self.bytes = 0
+        self.event_bytes = 0
 
     def close(self) -> None:
         """Refuse further frames and wake the sender so it can stop."""

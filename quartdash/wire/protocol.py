@@ -35,6 +35,11 @@ HEARTBEAT_ACK: Final = "heartbeat_ack"
 SESSION: Final = "session"
 RESUMED: Final = "resumed"
 SESSION_LOST: Final = "session_lost"
+# Events to the page's JavaScript (ctx.websocket.send_event): ordinary,
+# numbered messages, never seen by the renderer; events_lost tells a tab how
+# many of its events did not fit the connection's event budget.
+EVENT: Final = "event"
+EVENTS_LOST: Final = "events_lost"
 
 INBOUND_TYPES: Final = frozenset(
     {CALLBACK_REQUEST, GET_PROPS_RESPONSE, HEARTBEAT, RENDERER_JOINED, RENDERER_LEFT,
@@ -50,6 +55,10 @@ MAX_ID_LENGTH: Final = 256
 ECHO_LIMIT: Final = 40
 # A resume token: 32 random bytes, URL-safe base64 (43 characters).
 TOKEN_LENGTH: Final = 43
+# Longest event name (ctx.websocket.send_event).
+MAX_EVENT_NAME: Final = 256
+# get_prop(path=...): the largest integer a JavaScript number holds exactly.
+MAX_SAFE_INTEGER: Final = 2**53 - 1
 
 
 class LostReason(enum.StrEnum):
@@ -134,6 +143,10 @@ class Message:
     size: int = 0
     """About the memory it takes once parsed (``callback_request`` only, see
     :func:`parsed_size`): what keeping it costs."""
+    path_resolved: bool = False
+    """A ``get_props_response`` whose values are already read at the request's
+    ``path`` (quartdash's page helper answers so); otherwise a renderer that
+    ignores ``path`` sent the whole property."""
 
 
 # --- parsing ----------------------------------------------------------------
@@ -260,7 +273,9 @@ def parse_message(obj: Any) -> Message:
             renderer_id=renderer_id,
             request_id=request_id,
         )
-    return Message(msg_type, renderer_id, request_id, payload or {}, obj, seq)
+    resolved = msg_type == GET_PROPS_RESPONSE and obj.get("pathResolved") is True
+    return Message(msg_type, renderer_id, request_id, payload or {}, obj, seq,
+                   path_resolved=resolved)
 
 
 def check_callback_payload(payload: Any) -> None:
@@ -346,6 +361,24 @@ def _is_dependency(entry: Any) -> bool:
         and all(isinstance(v, _ID_VALUES) for v in component_id.values()))
 
 
+def retrigger_key(payload: dict[str, Any]) -> str:
+    """What makes two requests "the same callback again" for one tab: the
+    callback and the concrete ids of its outputs (a pattern-matching callback
+    fired from row 1 and from row 2 is two callbacks, as in dash-renderer),
+    or, for a callback without outputs, of its inputs."""
+    def refs(entries: Any) -> list[Any]:
+        flat: list[Any] = []
+        for entry in entries if isinstance(entries, list) else [entries]:
+            for item in entry if isinstance(entry, list) else [entry]:
+                if isinstance(item, dict):
+                    flat.append([item.get("id"), item.get("property")])
+        return flat
+
+    ids = refs(payload.get("outputs") or []) or refs(payload.get("inputs") or [])
+    return str(payload.get("output")) + "|" + orjson.dumps(
+        ids, option=orjson.OPT_SORT_KEYS).decode()
+
+
 # --- encoding ---------------------------------------------------------------
 
 _OPTIONS: Final = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -401,16 +434,65 @@ def set_props_frame_from_payload(renderer_id: str, payload: bytes) -> bytes:
 
 
 def get_props_request_frame(
-    renderer_id: str, request_id: str, component_id: str, properties: list[str]
+    renderer_id: str, request_id: str, component_id: str, properties: list[str],
+    path: list[str | int] | None = None,
 ) -> bytes:
+    """Dash's ``get_props_request``; ``path`` (Dash 4.5's partial read) only
+    when given, as Dash 4.5 sends it."""
+    payload: dict[str, Any] = {"componentId": component_id, "properties": properties}
+    if path is not None:
+        payload["path"] = path
     return dumps(
         {
             "type": GET_PROPS_REQUEST,
             "rendererId": renderer_id,
             "requestId": request_id,
-            "payload": {"componentId": component_id, "properties": properties},
+            "payload": payload,
         }
     )
+
+
+def check_prop_path(path: Any) -> list[str | int] | None:
+    """Validate a ``get_prop(path=...)`` the way Dash 4.5 does, before anything
+    is sent: a list (or None) of strings and JavaScript-safe integers.
+
+    Raises ``TypeError`` for anything else and ``ValueError`` for an integer
+    a browser cannot hold exactly.
+    """
+    if path is None:
+        return None
+    if not isinstance(path, list):
+        raise TypeError(f"path must be a list of str and int, not {type(path).__name__}")
+    for item in path:
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise TypeError(f"path items must be str or int, not {type(item).__name__}")
+        if isinstance(item, int) and abs(item) > MAX_SAFE_INTEGER:
+            raise ValueError(f"path index {item} is not a safe JavaScript integer")
+    return list(path)
+
+
+_MISSING: Final = object()
+
+
+def resolve_prop_path(value: Any, path: list[str | int] | None) -> Any:
+    """What ``path`` selects inside ``value``, by Dash 4.5's rules (its
+    ``resolvePropPath``): a string selects a key of an object, an integer an
+    item of an array (negative counts from the end); anything else, a missing
+    key or an index out of range is None. An empty path selects the whole value.
+    """
+    current: Any = value
+    for step in path or ():
+        if isinstance(step, str) and isinstance(current, dict):
+            current = current.get(step, _MISSING)
+        elif (isinstance(step, int) and not isinstance(step, bool)
+              and isinstance(current, list)):
+            index = step + len(current) if step < 0 else step
+            current = current[index] if 0 <= index < len(current) else _MISSING
+        else:
+            current = _MISSING
+        if current is _MISSING:
+            return None
+    return current
 
 
 def callback_response_frame(renderer_id: str, request_id: str, payload: dict[str, Any]) -> bytes:
@@ -447,6 +529,32 @@ def callback_ok_frame(renderer_id: str, request_id: str, data_json: str | bytes)
         data_json = data_json.encode()
     head = dumps({"type": CALLBACK_RESPONSE, "rendererId": renderer_id, "requestId": request_id})
     return head[:-1] + b',"payload":{"status":"ok","data":' + data_json + b"}}"
+
+
+def check_event_name(name: Any) -> str:
+    """An event name as it may be sent: a non-empty string of bounded length."""
+    if not isinstance(name, str) or not name:
+        raise TypeError("an event name must be a non-empty string")
+    if len(name) > MAX_EVENT_NAME:
+        raise ValueError(f"an event name is at most {MAX_EVENT_NAME} characters")
+    return name
+
+
+def event_payload(name: str, data: Any) -> bytes:
+    """The ``payload`` of an ``event`` message, encoded once (also for many tabs)."""
+    return dumps({"name": name, "data": data})
+
+
+def event_frame_from_payload(renderer_id: str, payload: bytes) -> bytes:
+    """An ``event`` frame around a ready payload (spliced, not re-encoded)."""
+    head = dumps({"type": EVENT, "rendererId": renderer_id})
+    return head[:-1] + b',"payload":' + payload + b"}"
+
+
+def events_lost_frame(renderer_id: str, count: int) -> bytes:
+    """``count`` events to this tab did not fit the event budget (a running total)."""
+    return dumps({"type": EVENTS_LOST, "rendererId": renderer_id,
+                  "payload": {"count": count}})
 
 
 def error_frame(error: ProtocolError | ErrorCode, message: str | None = None, **ids: Any) -> bytes:

@@ -142,8 +142,10 @@ async def http_only(n_clicks: int) -> str:
     return f"http {n_clicks}"
 
 
+# on_retrigger="parallel": the limit tests pile up many runs of this one
+# callback from one tab (the default, newest-wins, would keep only the last).
 @app.callback(Output("slow-out", "children"), Input("slow-btn", "n_clicks"),
-              prevent_initial_call=True, websocket=True)
+              prevent_initial_call=True, websocket=True, on_retrigger="parallel")
 async def slow(n_clicks: int) -> str:
     COUNTERS["slow_started"] += 1
     how = "returned"
