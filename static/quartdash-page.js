@@ -20,6 +20,9 @@
  * `data-quartdash-continuity="lost"` on <html> and a console warning, and,
  * when the layout has a component with id `_quartdash_continuity` (e.g. a
  * dcc.Store), its `data` prop set to `{reason, at}` so callbacks can react.
+ * For "revoked" (the app closed the session with 4003: docs/live-sessions.md)
+ * the attribute `data-quartdash-revoked` holds the reason: a page may show a
+ * "signed out" notice or send the user to the login page.
  */
 (function () {
   "use strict";
@@ -50,6 +53,11 @@
       } catch (err) {
         console.debug("[quartdash] could not set _quartdash_continuity:", err);
       }
+    }
+    if (name === "revoked") {
+      console.info("[quartdash] the live session was revoked:", payload && payload.reason);
+      document.documentElement.setAttribute("data-quartdash-revoked",
+                                            (payload && payload.reason) || "revoked");
     }
     window.dispatchEvent(new CustomEvent("quartdash:" + name, { detail: payload }));
     (handlers[name] || []).forEach(function (handler) {
