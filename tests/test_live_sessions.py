@@ -154,7 +154,7 @@ async def test_revoke_also_ends_detached_sessions() -> None:
 async def test_revoke_of_every_app() -> None:
     from quart import Quart
 
-    users = {"a1": Identity("alice")}
+    users = {"c1": Identity("carol")}
     server = Quart(__name__)
     first = DashBlueprint("first", __name__, url_prefix="/first", websocket_callbacks=True)
     second = DashBlueprint("second", __name__, url_prefix="/second", websocket_callbacks=True)
@@ -162,13 +162,13 @@ async def test_revoke_of_every_app() -> None:
         bp.layout = html.Div("x")
         bp.websocket_connect(lambda ws: users.get(ws.cookies.get("sid", "")))
         server.register_blueprint(bp)
-    headers = {"Cookie": "sid=a1"}
+    headers = {"Cookie": "sid=c1"}
     async with DashClient(first, server=server, headers=headers) as one, \
             DashClient(second, server=server, headers=headers) as two:
         for c in (one, two):
             await c.open_renderer()
             await c.heartbeat()
-        assert await revoke(Identity("alice")) == 2  # no app named: every app
+        assert await revoke(Identity("carol")) == 2  # no app named: every app
         assert (await one.wait_closed())[0] == (await two.wait_closed())[0] == 4003
 
 
