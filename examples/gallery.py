@@ -76,6 +76,9 @@ EXAMPLES = [
             "Close the tab: both loops run their cleanup (see its cleanup-status route)."),
     Example("progress", "progress", "Long-running task with a progress bar",
             "An html.Progress filled by set_props, with a Cancel read by get_prop."),
+    Example("live-sessions", "live_sessions", "Live sessions: identity, presence, revoke",
+            "Sign in under a name: who is here updates live; the admin page lists every "
+            "session with a Disconnect button per user."),
 ]
 
 
