@@ -77,6 +77,9 @@ return 0
 # while its worker's deadline has not passed; whoever reads or sweeps a topic
 # deletes the others and publishes a leave event for each.
 PRESENCE_KEEP_MS = 24 * 3600 * 1000  # an untouched hash, a long-dead worker: forgotten
+# Presence commands in flight at once per worker: a burst of joins (a restart
+# bringing every tab back) must not open a Redis connection per tab.
+PRESENCE_CONCURRENCY = 4
 
 _NOW = """
 local t = redis.call('TIME')
@@ -178,6 +181,10 @@ class RedisBackend:
         self._remove_script = self._client.register_script(_PRESENCE_REMOVE)
         self._sweep_script = self._client.register_script(_PRESENCE_SWEEP)
         self._heartbeat_script = self._client.register_script(_PRESENCE_HEARTBEAT)
+        self._presence_scripts = (self._put_script, self._remove_script, self._sweep_script,
+                                  self._heartbeat_script)
+        self._presence_gate: asyncio.Semaphore | None = None
+        self._presence_loaded = False
         self._wanted: set[str] = set()
         self._requested: set[str] = set()  # SUBSCRIBE sent on the current link
         self._confirmed: set[str] = set()
@@ -436,8 +443,16 @@ class RedisBackend:
         return max(1, int((self.presence_ttl or 0) * 1000))
 
     async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        if self._presence_gate is None:
+            self._presence_gate = asyncio.Semaphore(PRESENCE_CONCURRENCY)
         try:
-            return await script(keys=keys, args=args)
+            async with self._presence_gate:
+                if not self._presence_loaded:
+                    # Once, up front: else a burst of first calls all meet NOSCRIPT.
+                    for each in self._presence_scripts:
+                        await self._client.script_load(each.script)
+                    self._presence_loaded = True
+                return await script(keys=keys, args=args)
         except (RedisError, OSError) as error:
             raise ConnectionError(f"broadcast: presence: {error!r}") from error
 
