@@ -42,7 +42,6 @@ import secrets
 import time
 from typing import Any
 
-import plotly
 from dash import ALL, Input, Output, ctx, dcc, html, no_update, set_props
 from quart import Blueprint, Quart, abort, has_websocket_context, redirect, request, websocket
 
@@ -146,6 +145,10 @@ def sessions_table(infos: list[SessionInfo]) -> Any:
     return html.Table([header, *rows])
 
 
+def _plain(component: Any) -> Any:
+    return component.to_plotly_json()  # json.dumps: a component inside another
+
+
 STYLE = {"fontFamily": "system-ui, sans-serif", "maxWidth": "60rem", "margin": "1rem auto"}
 
 
@@ -230,7 +233,7 @@ def build_admin(prefix: str, signins: SignIns, apps: list[DashBlueprint]) -> Das
                 users = users_table(await HERE.presence())
                 sessions = sessions_table(list_sessions(*everything))
                 for component_id, value in (("users", users), ("sessions", sessions)):
-                    text = json.dumps(value, cls=plotly.utils.PlotlyJSONEncoder)
+                    text = json.dumps(value.to_plotly_json(), default=_plain)
                     if shown.get(component_id) != text:  # push only what changed
                         shown[component_id] = text
                         set_props(component_id, {"children": value})
