@@ -74,7 +74,7 @@ async def test_identity_reaches_callbacks_signals_and_the_listing() -> None:
 
             [info] = app.live.list_sessions()
             assert info.identity == Identity("alice", role="admin")
-            assert info.app == app.live.name and info.state == "open"
+            assert info.app == app.live.app_key and info.state == "open"
             assert info.tabs == (tab.id,)
             assert info.running == ("waited.children",)
             assert abs(info.connected_at - time.time()) < 10

@@ -128,7 +128,7 @@ async def test_tabs_join_update_and_leave(events: Events) -> None:
         assert set(entries) == {a1.id, a2.id, b1.id}
         first = entries[a1.id]
         assert first.identity == Identity("alice", role="admin")
-        assert first.app == app.live.name and first.key.endswith(f"/{first.session}/{a1.id}")
+        assert first.app == app.live.app_key and first.key.endswith(f"/{first.session}/{a1.id}")
         assert first.session in {i.id for i in app.live.list_sessions()}
         assert abs(first.joined_at - time.time()) < 10
 

@@ -197,7 +197,7 @@ class Broadcast:
         return f"{self.prefix}:topic:{topic}"
 
     def app_channel_name(self, live: LiveApp) -> str:
-        return f"{self.prefix}:app:{live.name}"
+        return f"{self.prefix}:app:{live.app_key}"
 
     @property
     def control_channel_name(self) -> str:
@@ -446,7 +446,7 @@ class Broadcast:
             return
         closed = 0
         for live in list(hosting_live.live_apps):
-            if app is None or live.name == app:
+            if app is None or live.app_key == app:
                 closed += len(live.revoke_local(identity, code, reason))
         if closed:
             log.info("broadcast: revoked %d session(s) here for another worker", closed)
@@ -805,9 +805,9 @@ _RECEIVERS = (
 )
 
 
-class _Relay:
+class _RevokeRelay:
     """How ``app.live.revoke`` reaches every other worker: a control message on
-    the default hub (:class:`quartdash.hosting.live.Relay`)."""
+    the default hub (:class:`quartdash.hosting.live.RevokeRelay`)."""
 
     async def revoke(self, app: str | None, identity: str, code: int, reason: str) -> None:
         from . import default_hub
@@ -823,10 +823,10 @@ def listen() -> None:
     for signal, receiver in _RECEIVERS:
         if id(receiver) not in signal.receivers:
             signal.connect(receiver, weak=False)
-    hosting_live.set_relay(_RELAY)
+    hosting_live.set_revoke_relay(_REVOKE_RELAY)
 
 
-_RELAY = _Relay()
+_REVOKE_RELAY = _RevokeRelay()
 
 
 listen()

@@ -199,7 +199,7 @@ class PresenceTracker:
         field_ = f"{worker_id()}/{session.id}/{renderer.id}"
         existing = self._entries.get((topic, field_))
         joined_at = existing.joined_at if existing is not None else time.time()
-        app = getattr(session.app, "name", "")
+        app = getattr(session.app, "app_key", "")
         value = protocol.dumps({
             "key": field_,
             "identity": None if session.identity is None else session.identity.to_json(),

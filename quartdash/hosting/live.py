@@ -36,8 +36,8 @@ from . import dash_internals
 from .execute import invoke, prepare_callback
 from .sanitize import PropPolicy
 
-__all__ = ["LiveApp", "Relay", "SessionCounts", "close_all_sessions", "list_sessions",
-           "live_apps", "revoke", "session_counts", "set_relay"]
+__all__ = ["LiveApp", "RevokeRelay", "SessionCounts", "close_all_sessions", "list_sessions",
+           "live_apps", "revoke", "session_counts", "set_revoke_relay"]
 
 log = logging.getLogger("quartdash")
 
@@ -60,23 +60,24 @@ def set_remote_sessions(factory: RemoteFactory) -> None:
 REVOKE_WAIT = 3.0
 
 
-class Relay(Protocol):
+class RevokeRelay(Protocol):
     """Tells every other worker process to revoke an identity
-    (:mod:`quartdash.broadcast` installs one: memory:// or Redis)."""
+    (:mod:`quartdash.broadcast` installs one: its control channel, memory:// or
+    Redis; not to be confused with the resume relay, ``RemoteSessions``)."""
 
     async def revoke(self, app: str | None, identity: str, code: int, reason: str) -> None:
-        """Publish the revocation; ``app`` is :attr:`LiveApp.name` (None: every
+        """Publish the revocation; ``app`` is :attr:`LiveApp.app_key` (None: every
         app). Raises ``ConnectionError`` when it could not be sent."""
         ...
 
 
-_relay: Relay | None = None
+_revoke_relay: RevokeRelay | None = None
 
 
-def set_relay(relay: Relay | None) -> None:
+def set_revoke_relay(relay: RevokeRelay | None) -> None:
     """Install what :meth:`LiveApp.revoke` uses to reach the other workers."""
-    global _relay
-    _relay = relay
+    global _revoke_relay
+    _revoke_relay = relay
 
 
 class LiveApp:
@@ -111,7 +112,8 @@ class LiveApp:
 
     @property
     def app_key(self) -> str:
-        """This app's name among the apps of a deployment (the relay routes by it)."""
+        """This app's name among the apps of a deployment, its name and URL prefix:
+        the same in every worker running it (the relays route by it)."""
         config = self.dash.config
         return f"{config.name}{config.requests_pathname_prefix}"
 
@@ -119,12 +121,6 @@ class LiveApp:
         """Reach sessions held by other workers, once (when broadcast uses Redis)."""
         if self.registry.remote is None and _remote_factory:
             self.registry.remote = _remote_factory[0](self.app_key, self.registry)
-
-    @property
-    def name(self) -> str:
-        """The app's name and URL prefix: the same in every worker running it."""
-        config = self.dash.config
-        return f"{config.name}{config.requests_pathname_prefix}"
 
     @property
     def sessions(self) -> set[Session]:
@@ -138,7 +134,7 @@ class LiveApp:
         ones included), oldest first: identity, remote address, connected-at,
         tabs, running callbacks, bytes in and out. Other workers have their own
         (presence spans them: docs/live-sessions.md)."""
-        infos = [session.snapshot(self.name) for session in list(self.sessions)]
+        infos = [session.snapshot(self.app_key) for session in list(self.sessions)]
         return sorted(infos, key=lambda info: info.connected_at)
 
     def session(self, session_id: str) -> Session | None:
@@ -172,8 +168,8 @@ class LiveApp:
         """
         identity_id = identity.id if isinstance(identity, Identity) else identity
         closing = self.revoke_local(identity_id, code, reason)
-        if _relay is not None:
-            await _relay.revoke(self.name, identity_id, code, reason)
+        if _revoke_relay is not None:
+            await _revoke_relay.revoke(self.app_key, identity_id, code, reason)
         await _closed(closing)
         return len(closing)
 
@@ -397,8 +393,8 @@ async def revoke(identity: str | Identity, *apps: Any, code: int = CloseCode.REV
     identity_id = identity.id if isinstance(identity, Identity) else identity
     closing = [s for live in list(live_apps) for s in live.revoke_local(identity_id, code,
                                                                           reason)]
-    if _relay is not None:
-        await _relay.revoke(None, identity_id, code, reason)
+    if _revoke_relay is not None:
+        await _revoke_relay.revoke(None, identity_id, code, reason)
     await _closed(closing)
     return len(closing)
 

@@ -17,7 +17,7 @@ class SessionInfo:
     id: str
     """The session's public id (random, never its resume token)."""
     app: str
-    """The app it belongs to (its name and URL prefix)."""
+    """The app it belongs to: its name and URL prefix (``app.live.app_key``)."""
     identity: Identity | None
     """What the app's connect hook said (None: no identity)."""
     remote: str | None
