@@ -216,6 +216,60 @@ def _events(tab: TestRenderer) -> list[dict[str, Any]]:
     return found
 
 
+async def relayed_out(server: Any) -> int:
+    """Resumes relayed to another worker so far, both workers together."""
+    seen: dict[int, int] = {}
+    for _ in range(40):
+        answer = await get(server, "/relay")
+        seen[answer["worker"]] = answer["relayed_out"]
+        if len(seen) == 2:
+            return sum(seen.values())
+    raise AssertionError("only one worker answered")
+
+
+async def test_a_resume_on_another_worker_checks_the_identity(serve_app: Any,
+                                                              redis_server: Any) -> None:
+    server = serve_app(APP, env=env_of(redis_server), workers=2)
+    headers = {"Cookie": "user=alice", "X-Role": "user"}
+    async with DashClient(server.url + "/", headers=headers, resumable=True) as client:
+        tab = await client.open_renderer()
+        await client.heartbeat()
+        # The same identity resumes, wherever the new socket lands (the session
+        # stays on its worker; another worker relays): until one was relayed.
+        for _ in range(20):
+            before = await relayed_out(server)
+            await client.drop()
+            assert await client.resume() is None
+            result = await tab.call("me.children", inputs={"who.n_clicks": 1})
+            assert result.output("me", "children") == "alice (user)"
+            if await relayed_out(server) > before:
+                break
+        else:
+            raise AssertionError("no resume landed on the other worker")
+        # A changed identity (the role claim; cookies and origin unchanged) is
+        # refused, also through the relay: a fresh session with the new role,
+        # on the worker the new socket landed on (its tab says which).
+        holder = int((await tab.wait_for_push("worker", "children"))[-1].value)
+        refused_through_relay = False
+        for attempt in range(20):
+            role = "admin" if attempt % 2 == 0 else "user"
+            client.headers["X-Role"] = role
+            await client.drop()
+            assert await client.resume() == "forbidden"
+            pushes = len(tab.pushes_to("worker", "children"))
+            await tab.join()  # the fresh session needs the tab again: be_here runs
+            await client.wait_for(lambda n=pushes: len(tab.pushes_to("worker", "children")) > n,
+                                  "the fresh session's worker", 5)
+            landed = int(tab.pushes_to("worker", "children")[-1].value)
+            result = await tab.call("me.children", inputs={"who.n_clicks": 1})
+            assert result.output("me", "children") == f"alice ({role})"
+            refused_through_relay = landed != holder  # the holder was asked through Redis
+            holder = landed
+            if refused_through_relay:
+                break
+        assert refused_through_relay, "no refused resume went through the relay"
+
+
 # ------------------------------------------------------------------------ Chromium
 
 
@@ -248,7 +302,8 @@ async def test_a_revoked_browser_does_not_reconnect(serve_app: Any, redis_server
     _, bob, _ = await open_as(new_browser_context, server, "bob")
     for page in pages.values():
         await page.click("#who")
-        await page.wait_for_function("document.getElementById('me').textContent === 'alice'")
+        await page.wait_for_function("document.getElementById('me').textContent === "
+                                     "'alice (user)'")
 
     before = (await get(server, "/connects"))["alice"]
     started = time.monotonic()
@@ -268,5 +323,5 @@ async def test_a_revoked_browser_does_not_reconnect(serve_app: Any, redis_server
     assert (await get(server, "/connects"))["alice"] == before
     # Bob, on the same server, still works.
     await bob.click("#who")
-    await bob.wait_for_function("document.getElementById('me').textContent === 'bob'")
+    await bob.wait_for_function("document.getElementById('me').textContent === 'bob (user)'")
     assert {e["identity"]["id"] for e in (await get(server, "/presence"))["entries"]} == {"bob"}

@@ -3,14 +3,16 @@ presence across ``hypercorn -w 2`` workers sharing one Redis
 (``QUARTDASH_BROADCAST_URL``).
 
 * The connect hook takes the identity from the ``user`` cookie (a stand-in
-  for a real login: any cookie or header check works the same) and counts
-  every connection attempt per user in Redis, so a test sees reconnects on
-  any worker.
+  for a real login: any cookie or header check works the same), with the
+  ``X-Role`` header as its ``role`` claim (headers are not part of the
+  resume binding: only the identity is), and counts every connection
+  attempt per user in Redis, so a test sees reconnects on any worker.
 * Every tab pushes its worker's pid to ``worker`` and tracks itself on the
   ``room`` topic with that pid; ``watch`` (on a click) pushes the room's
   presence events as they come.
 * HTTP: ``POST /revoke?user=U`` (``app.live.revoke``), ``GET /presence``,
-  ``GET /sessions`` (this worker's ``list_sessions()``), ``GET /connects``.
+  ``GET /sessions`` (this worker's ``list_sessions()``), ``GET /connects``,
+  ``GET /relay`` (this worker's resume relay counters).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ async def identify(ws: Any) -> Any:
         await counter().hincrby(COUNTER, user or "-", 1)
     if not user:
         return (4001, "sign in")
-    return Identity(user)
+    return Identity(user, role=ws.headers.get("X-Role", "user"))
 
 
 @callback(persistent=True)
@@ -67,7 +69,8 @@ async def be_here() -> None:
 
 @callback(Output("me", "children"), Input("who", "n_clicks"), prevent_initial_call=True)
 async def who(n: int) -> str:
-    return ctx.websocket.identity.id
+    identity = ctx.websocket.identity
+    return f"{identity.id} ({identity.claims['role']})"
 
 
 @callback(Output("watching", "children"), Input("watch", "n_clicks"),
@@ -103,6 +106,13 @@ async def presence() -> dict[str, Any]:
 @asgi.get("/sessions")
 async def sessions() -> dict[str, Any]:
     return {"worker": os.getpid(), "sessions": [s.to_json() for s in app.live.list_sessions()]}
+
+
+@asgi.get("/relay")
+async def relay() -> dict[str, Any]:
+    from quartdash.broadcast.relay import relay_stats
+
+    return {"worker": os.getpid(), **relay_stats()}
 
 
 @asgi.get("/connects")
