@@ -78,6 +78,9 @@ EXAMPLES = [
             "An html.Progress filled by set_props, with a Cancel read by get_prop."),
     Example("chat-stream", "chat_stream", "Streaming a chat answer with yield",
             "An async generator callback: each token a Patch that grows the answer."),
+    Example("live-sessions", "live_sessions", "Live sessions: identity, presence, revoke",
+            "Sign in under a name: who is here updates live; the admin page lists every "
+            "session with a Disconnect button per user."),
 ]
 
 

@@ -24,6 +24,8 @@ from .blueprint import DashBlueprint  # noqa: E402
 from .config import WebSocketConfig  # noqa: E402
 from .hosting.sanitize import PropPolicy, UnsafePropError, text, trusted  # noqa: E402
 from .session.handle import WebSocketHandle  # noqa: E402
+from .session.info import SessionInfo  # noqa: E402
+from .types import Identity  # noqa: E402
 from .wire.protocol import CloseCode, ErrorCode, ProtocolError  # noqa: E402
 
 __all__ = [
@@ -31,8 +33,10 @@ __all__ = [
     "Dash",
     "DashBlueprint",
     "ErrorCode",
+    "Identity",
     "PropPolicy",
     "ProtocolError",
+    "SessionInfo",
     "UnsafePropError",
     "WebSocketConfig",
     "WebSocketHandle",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from quart import Quart
@@ -51,6 +52,19 @@ class Dash(HostedDash):
     def live(self) -> LiveApp:
         """This app's live side: its sessions, hooks, and the signals' sender."""
         return self.quartdash_live
+
+    def websocket_connect(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Register ``func(ws)`` to accept or reject each connection of this app
+        (``DashBlueprint.websocket_connect``): return ``False`` (close 4001) or
+        ``(code, reason)`` to reject, a :class:`quartdash.Identity` to accept the
+        connection as that user; may be async."""
+        self.live.connect_hooks.append(func)
+        return func
+
+    def websocket_message(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Register ``func(ws, message)`` run on every inbound message; same contract."""
+        self.live.own_message_hooks.append(func)
+        return func
 
     def run(self, host: str | None = None, port: int | str | None = None,  # type: ignore[override]
             debug: bool | None = None, **kwargs: Any) -> None:

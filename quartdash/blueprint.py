@@ -101,7 +101,10 @@ class DashBlueprint(Blueprint):
     def websocket_connect(self, func: Callable[..., Any]) -> Callable[..., Any]:
         """Register ``func(ws)`` to accept or reject each connection of this app.
 
-        Return ``False`` (close 4001) or ``(code, reason)`` to reject; may be async.
+        Return ``False`` (close 4001) or ``(code, reason)`` to reject, a
+        :class:`quartdash.Identity` to accept the connection as that user
+        (docs/live-sessions.md); may be async. Runs for every new socket, a
+        resumed session's included.
         """
         self.live.connect_hooks.append(func)
         return func

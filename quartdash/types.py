@@ -9,13 +9,16 @@ the real ones; tests provide fakes (tests/test_session.py).
 * :class:`CallbackInfo` — what a session checks about a callback.
 * :class:`SessionPort` and :class:`Tab` — what ``ctx.websocket`` needs from
   its session.
+* :class:`Identity` — who the app says is on the other end of a session.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .wire.protocol import LostReason
@@ -23,11 +26,65 @@ from .wire.protocol import LostReason
 if TYPE_CHECKING:
     from .config import WebSocketConfig
 
-__all__ = ["CallbackInfo", "Registry", "SessionApp", "SessionPort", "Tab", "Transport",
-           "Verdict"]
+__all__ = ["CallbackInfo", "Identity", "Registry", "SessionApp", "SessionPort", "Tab",
+           "Transport", "Verdict"]
 
 Verdict = tuple[int, str]
 """A refusal: ``(close code, reason)``; close code 0 refuses one message only."""
+
+
+class Identity:
+    """Who is on the other end of a session, as the app decided when it connected.
+
+    ``Identity("alice", role="admin")``: ``id`` names the user (what
+    ``revoke("alice")`` and presence go by); the keyword arguments are
+    ``claims``, read-only, JSON values. A connect hook returns one
+    (docs/live-sessions.md); ``ctx.websocket.identity`` and ``session.identity``
+    read it. Two identities are equal when their ``id`` and claims are: a
+    session resumes only on a connection whose identity equals its own.
+    """
+
+    __slots__ = ("_key", "claims", "id")
+
+    id: str
+    claims: Mapping[str, Any]
+    _key: str
+
+    def __init__(self, id: str, /, **claims: Any) -> None:
+        if not isinstance(id, str) or not id:
+            raise ValueError(f"an Identity needs a non-empty string id, not {id!r}")
+        try:
+            key = json.dumps([id, claims], sort_keys=True, separators=(",", ":"))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"Identity claims must be JSON values: {error}") from None
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "claims", MappingProxyType(dict(claims)))
+        object.__setattr__(self, "_key", key)
+
+    @property
+    def key(self) -> str:
+        """``id`` and claims as one canonical string (JSON, sorted keys)."""
+        return self._key
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "claims": dict(self.claims)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Identity:
+        return cls(str(data["id"]), **dict(data.get("claims") or {}))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("an Identity is read-only")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Identity) and other._key == self._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __repr__(self) -> str:
+        claims = "".join(f", {name}={value!r}" for name, value in sorted(self.claims.items()))
+        return f"Identity({self.id!r}{claims})"
 
 
 class Transport(Protocol):
@@ -164,6 +221,16 @@ class SessionPort(Protocol):
 
     @property
     def connection(self) -> Mapping[str, Any]: ...
+
+    @property
+    def identity(self) -> Identity | None:
+        """Who the app said is on the other end (a connect hook's :class:`Identity`)."""
+        ...
+
+    @property
+    def id(self) -> str:
+        """The session's public id (never its resume token)."""
+        ...
 
     def prepare_prop(self, component_id: str, prop: str, value: Any) -> tuple[Any, bool]: ...
 

@@ -31,6 +31,10 @@
  * dash-renderer 4.4 ignores `path`): it reads the component's prop from the
  * renderer's store (window.dash_component_api.getLayout), resolves the path
  * with Dash 4.5's rules and sends only that item back.
+ *
+ * For "revoked" (the app closed the session with 4003: docs/live-sessions.md)
+ * the attribute `data-quartdash-revoked` holds the reason: a page may show a
+ * "signed out" notice or send the user to the login page.
  */
 (function () {
   "use strict";
@@ -74,6 +78,11 @@
       } catch (err) {
         console.debug("[quartdash] could not set _quartdash_continuity:", err);
       }
+    }
+    if (name === "revoked") {
+      console.info("[quartdash] the live session was revoked:", payload && payload.reason);
+      document.documentElement.setAttribute("data-quartdash-revoked",
+                                            (payload && payload.reason) || "revoked");
     }
     window.dispatchEvent(new CustomEvent("quartdash:" + name, { detail: payload }));
     (handlers[name] || []).forEach(function (handler) {

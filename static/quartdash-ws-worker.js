@@ -54,6 +54,13 @@
  * goes to the helper instead (`quartdash_get_props_request`): it reads the
  * item in the page and answers with only that, marked `pathResolved`. Other
  * tabs answer through the renderer and the server reads the path.
+ *
+ * Revoked (close 4003, the app's `revoke`): the session is over and so are
+ * the credentials it was opened with. The worker neither reconnects nor
+ * resumes, and what the tabs send meanwhile does not reconnect either (a
+ * callback with inputs fails at once with "revoked"): only a page that
+ * (re)loads, i.e. a renderer `connect`, opens a socket again. Every page
+ * gets a `quartdash_event` "revoked".
  */
 (() => {
   "use strict";
@@ -74,7 +81,9 @@
 
   // Close codes after which we do not reconnect on our own (docs/protocol.md);
   // the next message from a renderer still reconnects.
-  const NO_RECONNECT = new Set([1000, 1008, 4001]);
+  const NO_RECONNECT = new Set([1000, 1008, 4001, 4003]);
+  // The app revoked this session (and, it should have, its credentials).
+  const REVOKED = 4003;
   // Server message types a renderer understands; anything else is dropped.
   const TO_RENDERER = new Set(["callback_response", "set_props", "get_props_request", "error"]);
   // Messages about the connection itself: no sequence number, never forwarded.
@@ -109,6 +118,7 @@
     token: null, timeout: 0, lastSeq: 0, clientSeq: 0, log: [], unacked: 0, ackTimer: null,
   };
   let droppedAt = 0; // when the socket of a resumable session dropped (0: it did not)
+  let revoked = null; // the reason of a 4003 close: no socket until a page (re)loads
   let awaitingResume = false; // `resume` sent on this socket, no answer yet
 
   const isOpen = () => ws !== null && ws.readyState === WebSocket.OPEN;
@@ -186,6 +196,12 @@
   function onClosed(code, reason) {
     stopTimers();
     awaitingResume = false;
+    if (code === REVOKED) {
+      revoked = reason || "Revoked";
+      clearTimeout(retryTimer);
+      retryTimer = null;
+      queue = [];
+    }
     if (session.token && session.timeout > 0 && renderers.size > 0 && !NO_RECONNECT.has(code)) {
       // The session waits for us on the server: come back quietly and fast.
       if (!droppedAt) droppedAt = Date.now();
@@ -200,6 +216,11 @@
       resetSession();
     }
     tellDisconnected(reason);
+    if (code === REVOKED) {
+      console.info("[quartdash worker] the session was revoked:", revoked);
+      const event = { type: "quartdash_event", name: "revoked", payload: { reason: revoked } };
+      for (const port of renderers.values()) port.postMessage(event);
+    }
     if (renderers.size > 0 && !NO_RECONNECT.has(code)) scheduleReconnect();
   }
 
@@ -276,7 +297,7 @@
   // A renderer action: reconnect now, whatever the last close code was,
   // with a fresh retry budget.
   function reconnectNow() {
-    if (ws) return;
+    if (ws || revoked !== null) return;
     retries = 0;
     connect();
   }
@@ -288,6 +309,16 @@
     const tracked = message.type === "callback_request" && message.payload
       && Array.isArray(message.payload.inputs) && message.payload.inputs.length > 0;
     const requestId = tracked ? message.requestId : undefined;
+    if (revoked !== null) {
+      // No socket for revoked credentials: fail what waits for an answer.
+      if (requestId !== undefined) {
+        post(message.rendererId, {
+          type: "callback_response", rendererId: message.rendererId, requestId,
+          payload: { status: "error", message: "revoked: " + revoked },
+        });
+      }
+      return;
+    }
     if (session.token) {
       // Numbered and kept until acked: resent after a resume if the server
       // did not get it, dropped by the server if it did.
@@ -510,6 +541,8 @@
     renderers.set(rendererId, port);
     if (payload.quartdashHelper) helpers.add(rendererId);
     else helpers.delete(rendererId);
+    // A page (re)loaded: it may bring new credentials (a new login).
+    revoked = null;
     // Whatever the socket's state: the first tab usually connects before it opens.
     if (!known) watchLock(rendererId, port);
     if (!isOpen()) {

@@ -158,7 +158,8 @@ async def test_leaving_tabs_and_sessions_leak_nothing(serve_app: Any) -> None:
         # No queue, membership or session record is left behind...
         assert after["members"] == 0
         assert after["sessions"] == 0
-        assert after["channels"] == 1  # the app's own channel, kept for the process
+        # The app's own channel and the control channel (revoke), kept for the process.
+        assert after["channels"] == 2
         # ...and no task: the server runs exactly what it ran before.
         assert after["tasks"] == baseline["tasks"]
         await asyncio.sleep(0.2)

@@ -12,6 +12,9 @@ import asyncio
 import datetime
 import json
 import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dash
@@ -339,11 +342,6 @@ def test_background_and_streaming_callbacks_have_no_plan() -> None:
 
 async def test_a_fast_callback_earns_the_loop_and_a_slow_one_loses_it(
         caplog: pytest.LogCaptureFixture) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    import threading
-    import time
-
     loop_thread = threading.get_ident()
     policy = InlinePolicy(0.01, ThreadPoolExecutor(1))
     threads = [await policy.run("cb", threading.get_ident) for _ in range(PROMOTE_AFTER)]

@@ -568,4 +568,53 @@ async def test_chat_stream_grows_the_answer_token_by_token(gallery: ServerProces
     await page.click("#chat-send")
     await wait_for_text(page, "#chat-status", r"^done: ", timeout=10_000)
     await expect(page.locator("#chat-answer")).to_have_text(ANSWERS["quartdash"])
+
+
+# ---------------------------------------------------------- 14. live sessions
+
+
+async def sign_in_as(page: Page, server: ServerProcess, name: str) -> None:
+    await open_example(page, server, "/live-sessions/", "#name")
+    await page.fill("#name", name)
+    async with page.expect_console_message(_is_ws_connected, timeout=10_000):
+        await page.click("#sign-in")  # a form post, then the lobby again
+    await wait_for_text(page, "#me", f"^Signed in as {name} ")
+
+
+def users_row(page: Page, name: str) -> Any:
+    return page.locator("#users tr", has_text=name)
+
+
+async def test_live_sessions_admin_disconnects_a_user(gallery: ServerProcess, page: Page,
+                                                      new_browser_context: Any) -> None:
+    user = f"user-{time.monotonic_ns() % 10**9}"
+    alice = await open_page(await new_browser_context())
+    await sign_in_as(alice, gallery, user)
+    await wait_for_text(alice, "#here", f"{user}: 1 tab")
+
+    await sign_in_as(page, gallery, "admin")
+    async with page.expect_console_message(_is_ws_connected, timeout=10_000):
+        await page.goto(gallery.http_url("/live-sessions/admin/"))
+    row = users_row(page, user)
+    await expect(row.locator("td").nth(1)).to_have_text("1")
+    await expect(page.locator("#sessions")).to_contain_text(user)
+
+    # A second tab of the user shows up on the admin page, and goes when closed.
+    second = await open_page(alice.context)
+    await open_example(second, gallery, "/live-sessions/", "#here")
+    await expect(row.locator("td").nth(1)).to_have_text("2")
+    await wait_for_text(alice, "#here", f"{user}: 2 tab")
+    await second.close()
+    await expect(row.locator("td").nth(1)).to_have_text("1")
+    await save_screenshot(page, "examples-live-sessions-admin")
+
+    await row.get_by_role("button", name="Disconnect").click()
+    await wait_for_text(page, "#kick-result", f"^Disconnected {user}: 1 sign-in")
+    await alice.wait_for_function(
+        "document.documentElement.dataset.quartdashRevoked === 'Revoked'", timeout=3_000)
+    await expect(row).to_have_count(0)
+    await save_screenshot(alice, "examples-live-sessions-revoked")
+    # Reloaded, the user is signed out: the revoked sign-in no longer works.
+    await open_example(alice, gallery, "/live-sessions/", "#me")
+    await wait_for_text(alice, "#me", "^Not signed in")
     assert_no_console_errors(page)

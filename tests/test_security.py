@@ -200,6 +200,29 @@ async def test_browser_sees_the_app_only_after_login(serve_app: Any, page: Page,
                                  "=== text", arg=[out, expected])
 
 
+@pytest.mark.browser
+@pytest.mark.asyncio(loop_scope="session")
+async def test_logout_revokes_the_live_tab(serve_app: Any, page: Page) -> None:
+    """quart-auth: the socket's identity in a callback; signing out revokes it."""
+    server = serve_app(AUTH_APP, env={"SECURE_COOKIES": "0"}, ready_path="/login")
+    await page.goto(server.url + "/live/")  # 401: signed out, but same-origin for the form
+    await sign_in(page, server, "/login")
+    await page.click("#who-btn")
+    await page.wait_for_function("document.querySelector('#who-out')?.textContent "
+                                 "=== 'signed in as alice'")  # ctx.websocket.identity
+    answer = await page.evaluate("""(url) => fetch(url, {method: "POST",
+        credentials: "same-origin"}).then((r) => r.json())""", server.url + "/logout")
+    assert answer == {"closed": 1}  # the live tab's socket, closed with 4003
+    await page.wait_for_function(
+        "document.documentElement.dataset.quartdashRevoked === 'Revoked'", timeout=2000)
+    # The worker does not come back, not even on a click: the callback fails at once.
+    await page.click("#who-btn")
+    await asyncio.sleep(1)
+    assert await page.inner_text("#who-out") == "signed in as alice"
+    response = await page.goto(server.url + "/live/")
+    assert response is not None and response.status == 401  # and the cookie is gone
+
+
 # --- XSS through set_props -------------------------------------------------------------------
 
 

@@ -1,7 +1,9 @@
 """The broadcast hub: topics, subscriptions and the local fan-out of one process.
 
-A :class:`Broadcast` owns one backend (in-process or Redis) and, for every
-channel this process listens to, the local audience:
+A :class:`Broadcast` owns one backend (in-process or Redis), this process's
+presence entries (:mod:`~quartdash.broadcast.presence`), the control channel
+that carries ``revoke`` to every worker, and, for every channel this process
+listens to, the local audience:
 
 * **subscriptions** — ``async for message in topic.subscribe()`` iterators,
   each with its own bounded buffer;
@@ -33,11 +35,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .. import signals
 from ..hosting import dash_internals
+from ..hosting import live as hosting_live
 from ..hosting.sanitize import PropPolicy
 from ..session.handle import check_app_event_name
 from .backend import Backend, Retained
 from .envelope import Envelope, EventMessage, PropsUpdate, TopicMessage
 from .memory import MemoryBackend, apply_retained
+from .node import worker_id
+from .presence import PresenceEntry, PresenceEvents, PresenceTracker, presence_ttl_from_env
 
 if TYPE_CHECKING:
     from ..hosting.live import LiveApp
@@ -90,9 +95,10 @@ class _Channel:
     retained: Retained = field(default_factory=dict)
     touched: set[tuple[str, str]] = field(default_factory=set)  # set since (re)subscribing
     wanted: bool = False
+    always: bool = False  # the control channel: listened to for the process's life
 
     def has_audience(self) -> bool:
-        return bool(self.subscriptions or self.members or self.lives)
+        return bool(self.always or self.subscriptions or self.members or self.lives)
 
 
 class Broadcast:
@@ -105,9 +111,12 @@ class Broadcast:
     deployments can share one Redis.
     """
 
-    def __init__(self, url: str | None = None, *, prefix: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, prefix: str | None = None,
+                 presence_ttl: float | None = None) -> None:
         self._url = url
         self._prefix = prefix
+        self._presence_ttl = presence_ttl
+        self.presence = PresenceTracker(self)
         self._backend: Backend | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._channels: dict[str, _Channel] = {}
@@ -128,12 +137,22 @@ class Broadcast:
     def prefix(self) -> str:
         return self._prefix or os.environ.get(PREFIX_ENV) or "quartdash"
 
-    def configure(self, url: str | None = None, *, prefix: str | None = None) -> None:
+    @property
+    def presence_ttl(self) -> float:
+        """Seconds a dead worker's presence entries keep counting, at most (Redis);
+        ``$QUARTDASH_PRESENCE_TTL``, default 5."""
+        return self._presence_ttl or presence_ttl_from_env()
+
+    def configure(self, url: str | None = None, *, prefix: str | None = None,
+                  presence_ttl: float | None = None) -> None:
         """Choose the backend before first use (later: ``await close()`` first)."""
         if self._backend is not None:
             raise RuntimeError("broadcast already started; await broadcast.close() first")
+        if presence_ttl is not None and not presence_ttl > 0:
+            raise ValueError("presence_ttl must be positive")
         self._url = url
         self._prefix = prefix
+        self._presence_ttl = presence_ttl
         if self.backend_name == "redis":
             from . import redis  # noqa: F401 - fail here, not at first publish, without redis-py
 
@@ -159,13 +178,15 @@ class Broadcast:
             self._channels.clear()
             self._sessions.clear()
             self._app_channels.clear()
+            self.presence.reset()
         url = self.url
         if self.backend_name == "redis":
             from .redis import RedisBackend
 
             self._backend = RedisBackend(url, prefix=self.prefix, deliver=self._deliver,
                                          on_subscribed=self._on_subscribed,
-                                         on_retained=self._on_retained)
+                                         on_retained=self._on_retained,
+                                         presence_ttl=self.presence_ttl)
         elif url.startswith("memory://"):
             self._backend = MemoryBackend(self._deliver, self._on_subscribed, self._on_retained)
         else:
@@ -178,11 +199,18 @@ class Broadcast:
         return f"{self.prefix}:topic:{topic}"
 
     def app_channel_name(self, live: LiveApp) -> str:
-        config = live.dash.config
-        return f"{self.prefix}:app:{config.name}{config.requests_pathname_prefix}"
+        return f"{self.prefix}:app:{live.app_key}"
+
+    @property
+    def control_channel_name(self) -> str:
+        return f"{self.prefix}:control"
 
     def topic(self, name: str) -> Topic:
         return Topic(name, hub=self)
+
+    @staticmethod
+    def tab_of(ws: WebSocketHandle) -> tuple[Session, Renderer]:
+        return _tab_of(ws)
 
     # -- publishing ---------------------------------------------------------------------
 
@@ -323,6 +351,10 @@ class Broadcast:
         channel = self._channels.get(name)
         if channel is None:
             return
+        if channel.always:
+            if isinstance(envelope, TopicMessage):
+                self._on_control(envelope)
+            return
         started = time.perf_counter()
         if isinstance(envelope, TopicMessage):
             subscriptions = list(channel.subscriptions)
@@ -397,6 +429,48 @@ class Broadcast:
 
     def _session_connected(self, live: LiveApp) -> None:
         self._update_interest(self.app_channel(live))
+        self._listen_for_control()
+
+    # -- control: revoke in every worker --------------------------------------------------
+
+    def _listen_for_control(self) -> None:
+        channel = self._channel(self.control_channel_name)
+        if not channel.always:
+            channel.always = True
+            self._update_interest(channel)
+
+    async def publish_control(self, message: dict[str, Any]) -> None:
+        """Send a control message to every worker (raises ``ConnectionError``
+        when the backend cannot take it)."""
+        message = {**message, "from": worker_id()}
+        await self.backend().publish(self.control_channel_name, TopicMessage.of(message),
+                                     strict=True)
+
+    def _on_control(self, envelope: TopicMessage) -> None:
+        try:
+            message = envelope.value()
+            op = message["op"]
+            sender = message["from"]
+        except (ValueError, KeyError, TypeError) as error:
+            log.warning("broadcast: ignoring a malformed control message (%r)", error)
+            return
+        if sender == worker_id():
+            return  # ours: already done here
+        if op != "revoke":
+            log.warning("broadcast: ignoring the unknown control message %r", op)
+            return
+        app, identity = message.get("app"), message.get("identity")
+        code, reason = message.get("code"), message.get("reason")
+        if not (isinstance(identity, str) and isinstance(code, int) and
+                isinstance(reason, str) and (app is None or isinstance(app, str))):
+            log.warning("broadcast: ignoring a malformed revoke message")
+            return
+        closed = 0
+        for live in list(hosting_live.live_apps):
+            if app is None or live.app_key == app:
+                closed += len(live.revoke_local(identity, code, reason))
+        if closed:
+            log.info("broadcast: revoked %d session(s) here for another worker", closed)
 
     def _renderer_joined(self, live: LiveApp, session: Session, renderer_id: str) -> None:
         channel = self._app_channels.get(live)
@@ -408,6 +482,7 @@ class Broadcast:
 
     def _session_gone(self, session: Session, renderer_id: str | None = None) -> None:
         """The session (or one tab of it) is shutting down: end what it held."""
+        self.presence.gone(session, renderer_id)
         attached = self._sessions.get(session)
         if not attached:
             return
@@ -435,12 +510,17 @@ class Broadcast:
             "members": sum(len(c.members) for c in self._channels.values()),
             "sessions": len(self._sessions),
             **self.counters,
+            **self.presence.stats(),
             **(backend.stats if backend is not None else
                {"published": 0, "dropped": 0, "reconnects": 0}),
         }
 
     async def close(self) -> None:
         """End every subscription and release the backend (server shutdown)."""
+        if self._backend is not None and self._loop is asyncio.get_running_loop():
+            await self.presence.close()  # our tabs leave (with Redis: for the others to see)
+        else:
+            self.presence.reset()
         for channel in list(self._channels.values()):
             for sub in list(channel.subscriptions):
                 sub._end()
@@ -475,12 +555,12 @@ class Subscription:
 
     def __init__(self, hub: Broadcast, topic: str, *, maxsize: int,
                  coalesce: Callable[[Any], Hashable | None] | None,
-                 websocket: WebSocketHandle | None) -> None:
+                 websocket: WebSocketHandle | None, channel: str | None = None) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
         self._hub = hub
         self.topic = topic
-        self.channel = hub.channel_name(topic)
+        self.channel = channel or hub.channel_name(topic)
         self.maxsize = maxsize
         self.coalesce = coalesce
         self.websocket = websocket
@@ -660,6 +740,40 @@ class Topic:
         hub = self.hub
         await hub.leave(hub.channel_name(self.name), _require_ws(ws, "leave"))
 
+    # -- presence (docs/live-sessions.md) ---------------------------------------------------
+
+    async def track(self, meta: Mapping[str, Any] | None = None, *,
+                    ws: WebSocketHandle | None = None) -> None:
+        """Make this tab present on the topic, with ``meta`` (JSON values the app
+        chooses, e.g. ``{"page": "/sales"}``; at most 8 KiB with the ids), in
+        every worker's :meth:`presence`, until the tab leaves, its connection
+        closes or drops, or :meth:`untrack`. Calling it again updates ``meta``
+        (an ``update`` event). Call inside a WebSocket callback (``ws``
+        defaults to ``ctx.websocket``). With Redis unreachable the entry is
+        written once Redis is back."""
+        await self.hub.presence.track(self.name, _require_ws(ws, "track"), meta or {})
+
+    async def untrack(self, *, ws: WebSocketHandle | None = None) -> None:
+        """Undo :meth:`track` for this tab (a ``leave`` event)."""
+        await self.hub.presence.untrack(self.name, _require_ws(ws, "untrack"))
+
+    async def presence(self) -> list[PresenceEntry]:
+        """Every tab present on this topic now, in every worker, oldest first:
+        its identity, the app's metadata, session, tab and worker. Entries of a
+        worker that died stop counting at most ``presence_ttl`` seconds (5)
+        after it died. Raises ``ConnectionError`` when Redis is unreachable."""
+        return await self.hub.presence.read(self.name)
+
+    def presence_events(self, *, maxsize: int = DEFAULT_BUFFER) -> PresenceEvents:
+        """Iterate this topic's join, update and leave events, from every worker
+        (see :class:`~quartdash.broadcast.presence.PresenceEvents`). Inside a
+        WebSocket callback the iteration ends with the tab."""
+        hub = self.hub
+        subscription = Subscription(hub, self.name, maxsize=maxsize, coalesce=None,
+                                    websocket=current_websocket(),
+                                    channel=hub.presence.channel(self.name))
+        return PresenceEvents(hub, self.name, subscription)
+
     def __repr__(self) -> str:
         return f"<Topic {self.name!r}>"
 
@@ -701,12 +815,38 @@ def _on_renderer_left(live: LiveApp, session: Session, renderer_id: str, **_: An
         hub._session_gone(session, renderer_id)
 
 
+def _on_session_detached(live: LiveApp, session: Session, **_: Any) -> None:
+    for hub in list(_hubs):
+        if hub._backend is not None:
+            hub.presence.detached(session)
+
+
+def _on_session_resumed(live: LiveApp, session: Session, **_: Any) -> None:
+    for hub in list(_hubs):
+        if hub._backend is not None:
+            hub.presence.resumed(session)
+
+
 _RECEIVERS = (
     (signals.session_connected, _on_session_connected),
     (signals.session_closing, _on_session_closing),
     (signals.renderer_joined, _on_renderer_joined),
     (signals.renderer_left, _on_renderer_left),
+    (signals.session_detached, _on_session_detached),
+    (signals.session_resumed, _on_session_resumed),
 )
+
+
+class _RevokeRelay:
+    """How ``app.live.revoke`` reaches every other worker: a control message on
+    the default hub (:class:`quartdash.hosting.live.RevokeRelay`)."""
+
+    async def revoke(self, app: str | None, identity: str, code: int, reason: str) -> None:
+        from . import default_hub
+
+        await default_hub().publish_control({"op": "revoke", "app": app,
+                                             "identity": identity, "code": code,
+                                             "reason": reason})
 
 
 def listen() -> None:
@@ -715,6 +855,10 @@ def listen() -> None:
     for signal, receiver in _RECEIVERS:
         if id(receiver) not in signal.receivers:
             signal.connect(receiver, weak=False)
+    hosting_live.set_revoke_relay(_REVOKE_RELAY)
+
+
+_REVOKE_RELAY = _RevokeRelay()
 
 
 listen()

@@ -19,7 +19,7 @@ from .backend import (
     OnSubscribed,
     Retained,
 )
-from .envelope import Envelope, PropsUpdate
+from .envelope import Envelope, PropsUpdate, TopicMessage
 
 __all__ = ["MemoryBackend", "apply_retained"]
 
@@ -42,6 +42,7 @@ class MemoryBackend:
     """A :class:`~quartdash.broadcast.backend.Backend` within one process."""
 
     name = "memory"
+    presence_ttl: float | None = None  # entries live exactly as long as this process
 
     def __init__(self, deliver: Deliver, on_subscribed: OnSubscribed,
                  on_retained: OnRetained) -> None:
@@ -52,6 +53,7 @@ class MemoryBackend:
         self._state: dict[str, Retained] = {}
         self._written: dict[str, float] = {}
         self._leases: dict[str, tuple[str, float]] = {}
+        self._presence: dict[str, dict[str, bytes]] = {}
         self.stats = {"published": 0, "dropped": 0, "reconnects": 0, "retained_expired": 0}
 
     @property
@@ -61,7 +63,7 @@ class MemoryBackend:
     def start(self) -> None:
         pass
 
-    async def publish(self, channel: str, envelope: Envelope) -> None:
+    async def publish(self, channel: str, envelope: Envelope, *, strict: bool = False) -> None:
         if isinstance(envelope, PropsUpdate):
             now = asyncio.get_running_loop().time()
             state = self._state.pop(channel, None) or {}
@@ -107,6 +109,30 @@ class MemoryBackend:
         holder = self._leases.get(name)
         if holder is not None and holder[0] == token:
             del self._leases[name]
+
+    # -- presence (one process: no heartbeats, nothing dies without us) ------------------
+
+    async def presence_put(self, key: str, field: str, value: bytes, channel: str,
+                           event: bytes, worker: str) -> None:
+        self._presence.setdefault(key, {})[field] = value
+        self._deliver(channel, TopicMessage(event))
+
+    async def presence_remove(self, key: str, field: str, channel: str, event: bytes) -> None:
+        entries = self._presence.get(key)
+        if entries is None or entries.pop(field, None) is None:
+            return
+        if not entries:
+            del self._presence[key]
+        self._deliver(channel, TopicMessage(event))
+
+    async def presence_read(self, key: str, channel: str) -> list[bytes]:
+        return list(self._presence.get(key, {}).values())
+
+    async def presence_sweep(self, key: str, channel: str) -> None:
+        pass
+
+    async def presence_heartbeat(self, worker: str, keys: list[str]) -> bool:
+        return False
 
     async def close(self) -> None:
         pass

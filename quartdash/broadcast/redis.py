@@ -45,7 +45,8 @@ except ModuleNotFoundError as _missing:
     ) from _missing
 
 from .backend import RETAIN_TTL, Deliver, OnRetained, OnSubscribed, Retained
-from .envelope import Envelope, EnvelopeError, PropsUpdate, decode, encode
+from .envelope import MESSAGE_TAG, Envelope, EnvelopeError, PropsUpdate, decode, encode
+from .presence import LEAVE_PREFIX, LEAVE_SUFFIX
 
 log = logging.getLogger("quartdash.broadcast")
 
@@ -70,6 +71,75 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# Presence (docs/live-sessions.md). A topic's entries are a hash (field
+# "<worker>/<session>/<tab>", value the entry's JSON); each worker's deadline
+# (Redis server time, ms) is its score in one sorted set. An entry counts
+# while its worker's deadline has not passed; whoever reads or sweeps a topic
+# deletes the others and publishes a leave event for each.
+PRESENCE_KEEP_MS = 24 * 3600 * 1000  # an untouched hash, a long-dead worker: forgotten
+# Presence commands in flight at once per worker: a burst of joins (a restart
+# bringing every tab back) must not open a Redis connection per tab.
+PRESENCE_CONCURRENCY = 4
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS: workers, hash. ARGV: worker, ttl ms, field, value, channel, event, keep ms.
+_PRESENCE_PUT = _NOW + """
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return 1
+"""
+
+# KEYS: hash. ARGV: field, channel, event.
+_PRESENCE_REMOVE = """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+  return 1
+end
+return 0
+"""
+
+# KEYS: workers, hash. ARGV: channel, leave-event prefix, leave-event suffix.
+# Returns the live entries; deletes (and announces the leaving of) the rest.
+_PRESENCE_SWEEP = _NOW + """
+local all = redis.call('HGETALL', KEYS[2])
+local alive = {}
+local live = {}
+for i = 1, #all, 2 do
+  local field, value = all[i], all[i + 1]
+  local worker = string.match(field, '^([^/]+)/') or ''
+  local ok = alive[worker]
+  if ok == nil then
+    local deadline = redis.call('ZSCORE', KEYS[1], worker)
+    ok = (deadline and tonumber(deadline) >= now) or false
+    alive[worker] = ok
+  end
+  if ok then
+    live[#live + 1] = value
+  else
+    redis.call('HDEL', KEYS[2], field)
+    redis.call('PUBLISH', ARGV[1], ARGV[2] .. value .. ARGV[3])
+  end
+end
+return live
+"""
+
+# KEYS: workers, then hashes to keep. ARGV: worker, ttl ms, keep ms.
+# 1 when the worker was taken for dead (or unknown): it must write its entries again.
+_PRESENCE_HEARTBEAT = _NOW + """
+local old = redis.call('ZSCORE', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
+for i = 2, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+if (not old) or tonumber(old) < now then return 1 end
+return 0
+"""
+
 
 def _field(key: tuple[str, str]) -> bytes:
     return protocol.dumps(list(key))
@@ -89,9 +159,11 @@ class RedisBackend:
         deliver: Deliver,
         on_subscribed: OnSubscribed,
         on_retained: OnRetained,
+        presence_ttl: float = 5.0,
     ) -> None:
         self.url = url
         self.prefix = prefix
+        self.presence_ttl: float | None = presence_ttl
         self._deliver = deliver
         self._on_subscribed = on_subscribed
         self._on_retained = on_retained
@@ -105,6 +177,14 @@ class RedisBackend:
         )
         self._lease_script = self._client.register_script(_LEASE)
         self._release_script = self._client.register_script(_RELEASE)
+        self._put_script = self._client.register_script(_PRESENCE_PUT)
+        self._remove_script = self._client.register_script(_PRESENCE_REMOVE)
+        self._sweep_script = self._client.register_script(_PRESENCE_SWEEP)
+        self._heartbeat_script = self._client.register_script(_PRESENCE_HEARTBEAT)
+        self._presence_scripts = (self._put_script, self._remove_script, self._sweep_script,
+                                  self._heartbeat_script)
+        self._presence_gate: asyncio.Semaphore | None = None
+        self._presence_loaded = False
         self._wanted: set[str] = set()
         self._requested: set[str] = set()  # SUBSCRIBE sent on the current link
         self._confirmed: set[str] = set()
@@ -131,9 +211,9 @@ class RedisBackend:
 
     # -- publishing ---------------------------------------------------------------------
 
-    async def publish(self, channel: str, envelope: Envelope) -> None:
+    async def publish(self, channel: str, envelope: Envelope, *, strict: bool = False) -> None:
         loop = asyncio.get_running_loop()
-        if loop.time() < self._publish_blocked_until:
+        if loop.time() < self._publish_blocked_until and not strict:
             self.stats["dropped"] += 1
             return
         data = encode(envelope)
@@ -143,6 +223,9 @@ class RedisBackend:
             else:
                 await self._client.publish(channel, data)
         except (RedisError, OSError) as error:
+            if strict:
+                raise ConnectionError(f"broadcast: publish to {channel} failed: {error!r}"
+                                      ) from error
             self.stats["dropped"] += 1
             self._publish_blocked_until = loop.time() + self._publish_backoff
             if self._publish_backoff == MIN_BACKOFF:  # log the first failure of an outage
@@ -350,6 +433,50 @@ class RedisBackend:
             await self._release_script(keys=[f"{self.prefix}:lease:{name}"], args=[token])
         except (RedisError, OSError) as error:
             log.debug("broadcast: releasing lease %s: %r", name, error)
+
+    # -- presence ------------------------------------------------------------------------
+
+    def _workers_key(self) -> str:
+        return f"{self.prefix}:presence-workers"
+
+    def _ttl_ms(self) -> int:
+        return max(1, int((self.presence_ttl or 0) * 1000))
+
+    async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        if self._presence_gate is None:
+            self._presence_gate = asyncio.Semaphore(PRESENCE_CONCURRENCY)
+        try:
+            async with self._presence_gate:
+                if not self._presence_loaded:
+                    # Once, up front: else a burst of first calls all meet NOSCRIPT.
+                    for each in self._presence_scripts:
+                        await self._client.script_load(each.script)
+                    self._presence_loaded = True
+                return await script(keys=keys, args=args)
+        except (RedisError, OSError) as error:
+            raise ConnectionError(f"broadcast: presence: {error!r}") from error
+
+    async def presence_put(self, key: str, field: str, value: bytes, channel: str,
+                           event: bytes, worker: str) -> None:
+        await self._call(self._put_script, [self._workers_key(), key],
+                         [worker, self._ttl_ms(), field, value, channel, MESSAGE_TAG + event,
+                          PRESENCE_KEEP_MS])
+
+    async def presence_remove(self, key: str, field: str, channel: str, event: bytes) -> None:
+        await self._call(self._remove_script, [key], [field, channel, MESSAGE_TAG + event])
+
+    async def presence_read(self, key: str, channel: str) -> list[bytes]:
+        live = await self._call(self._sweep_script, [self._workers_key(), key],
+                                [channel, MESSAGE_TAG + LEAVE_PREFIX, LEAVE_SUFFIX])
+        return [value for value in live if isinstance(value, bytes)]
+
+    async def presence_sweep(self, key: str, channel: str) -> None:
+        await self.presence_read(key, channel)  # the same script: reading sweeps
+
+    async def presence_heartbeat(self, worker: str, keys: list[str]) -> bool:
+        result = await self._call(self._heartbeat_script, [self._workers_key(), *keys],
+                                  [worker, self._ttl_ms(), PRESENCE_KEEP_MS])
+        return bool(result)
 
     # -- lifecycle ----------------------------------------------------------------------
 

@@ -18,10 +18,18 @@ from __future__ import annotations
 from ..config import WebSocketConfig
 from .backend import QuartdashServer
 from .dash_internals import HostedDash
-from .live import LiveApp, SessionCounts, close_all_sessions, live_apps, session_counts
+from .live import (
+    LiveApp,
+    SessionCounts,
+    close_all_sessions,
+    list_sessions,
+    live_apps,
+    revoke,
+    session_counts,
+)
 
 __all__ = ["HostedDash", "LiveApp", "QuartdashServer", "SessionCounts", "attach",
-           "close_all_sessions", "live_apps", "session_counts"]
+           "close_all_sessions", "list_sessions", "live_apps", "revoke", "session_counts"]
 
 
 def attach(dash_app: HostedDash, config: WebSocketConfig) -> LiveApp:

@@ -3,7 +3,9 @@
 What both front doors (:class:`quartdash.Dash` and
 :class:`quartdash.DashBlueprint`) share: the ``dash.Dash`` object, its
 WebSocket settings, the thread pool for ``def`` callbacks, the connection
-and message hooks, and the set of live sessions. It is what a
+and message hooks, and the live sessions: listed
+(:meth:`LiveApp.list_sessions`), closed one by one, or by identity in every
+worker (:meth:`LiveApp.revoke`). It is what a
 :class:`~quartdash.session.Session` knows as its app
 (:class:`~quartdash.types.SessionApp`), and the sender of every signal
 about the app (``app.live`` / ``bp.live``).
@@ -19,16 +21,16 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import dash
 from dash import Patch
 from dash.exceptions import PreventUpdate, WebsocketDisconnected
 
 from ..config import WebSocketConfig
-from ..session import Session
+from ..session import Session, SessionInfo
 from ..session.registry import RemoteSessions, SessionRegistry
-from ..types import CallbackInfo, Verdict
+from ..types import CallbackInfo, Identity, Verdict
 from ..wire.protocol import CloseCode
 from . import dash_internals, streaming
 from .callback_plan import CallbackPlan
@@ -36,7 +38,8 @@ from .execute import invoke, prepare_callback
 from .inline import InlinePolicy
 from .sanitize import PropPolicy
 
-__all__ = ["LiveApp", "SessionCounts", "close_all_sessions", "live_apps", "session_counts"]
+__all__ = ["LiveApp", "RevokeRelay", "SessionCounts", "close_all_sessions", "list_sessions",
+           "live_apps", "revoke", "session_counts", "set_revoke_relay"]
 
 log = logging.getLogger("quartdash")
 
@@ -53,6 +56,30 @@ _remote_factory: list[RemoteFactory] = []
 def set_remote_sessions(factory: RemoteFactory) -> None:
     """Install what finds sessions in other processes (the broadcast relay)."""
     _remote_factory[:] = [factory]
+
+
+# Seconds revoke() waits for the close frames of this process's sessions.
+REVOKE_WAIT = 3.0
+
+
+class RevokeRelay(Protocol):
+    """Tells every other worker process to revoke an identity
+    (:mod:`quartdash.broadcast` installs one: its control channel, memory:// or
+    Redis; not to be confused with the resume relay, ``RemoteSessions``)."""
+
+    async def revoke(self, app: str | None, identity: str, code: int, reason: str) -> None:
+        """Publish the revocation; ``app`` is :attr:`LiveApp.app_key` (None: every
+        app). Raises ``ConnectionError`` when it could not be sent."""
+        ...
+
+
+_revoke_relay: RevokeRelay | None = None
+
+
+def set_revoke_relay(relay: RevokeRelay | None) -> None:
+    """Install what :meth:`LiveApp.revoke` uses to reach the other workers."""
+    global _revoke_relay
+    _revoke_relay = relay
 
 
 class LiveApp:
@@ -92,7 +119,8 @@ class LiveApp:
 
     @property
     def app_key(self) -> str:
-        """This app's name among the apps of a deployment (the relay routes by it)."""
+        """This app's name among the apps of a deployment, its name and URL prefix:
+        the same in every worker running it (the relays route by it)."""
         config = self.dash.config
         return f"{config.name}{config.requests_pathname_prefix}"
 
@@ -105,6 +133,63 @@ class LiveApp:
     def sessions(self) -> set[Session]:
         """The open sessions (one per browser connection, detached ones included)."""
         return self.registry.all
+
+    # -- enumerate and control ----------------------------------------------------------------
+
+    def list_sessions(self) -> list[SessionInfo]:
+        """A snapshot of every live session of this app in this process (detached
+        ones included), oldest first: identity, remote address, connected-at,
+        tabs, running callbacks, bytes in and out. Other workers have their own
+        (presence spans them: docs/live-sessions.md)."""
+        infos = [session.snapshot(self.app_key) for session in list(self.sessions)]
+        return sorted(infos, key=lambda info: info.connected_at)
+
+    def session(self, session_id: str) -> Session | None:
+        """The live session with this id (:attr:`SessionInfo.id`) in this process."""
+        return self.registry.by_id(session_id)
+
+    async def close_session(self, session_id: str, code: int = CloseCode.NORMAL,
+                            reason: str = "Closed by the server") -> bool:
+        """Close one session of this process (False: no such session here)."""
+        session = self.session(session_id)
+        if session is None:
+            return False
+        await session.close(code, reason)
+        return True
+
+    async def revoke(self, identity: str | Identity, *, code: int = CloseCode.REVOKED,
+                     reason: str = "Revoked") -> int:
+        """Close every session of ``identity`` (an id, or an :class:`Identity`: its
+        id) of this app, in this process and in every other worker.
+
+        Closes with 4003 by default: quartdash's worker does not reconnect on
+        its own after it, and the sessions cannot be resumed. Revoke the
+        credentials too (log the user out, drop their server-side session),
+        or the user's next action connects again with them. Returns how
+        many sessions of this process it closed, once their close frames
+        went out (bounded); the other workers are told through the broadcast
+        backend (with Redis: within milliseconds) and close theirs on
+        receipt. Raises ``ConnectionError`` when the broadcast backend could
+        not send it (Redis unreachable): this process's sessions are closed
+        anyway.
+        """
+        identity_id = identity.id if isinstance(identity, Identity) else identity
+        closing = self.revoke_local(identity_id, code, reason)
+        if _revoke_relay is not None:
+            await _revoke_relay.revoke(self.app_key, identity_id, code, reason)
+        await _closed(closing)
+        return len(closing)
+
+    def revoke_local(self, identity_id: str, code: int = CloseCode.REVOKED,
+                     reason: str = "Revoked") -> list[Session]:
+        """Start closing the sessions of ``identity_id`` in this process only;
+        returns them (what a relay calls when another worker revokes)."""
+        loop = asyncio.get_running_loop()
+        # (A session of another event loop, as tests leave behind, is not ours to close.)
+        sessions = [s for s in self.registry.of_identity(identity_id) if s.loop is loop]
+        for session in sessions:
+            _keep(asyncio.ensure_future(session.close(code, reason)))
+        return sessions
 
     @property
     def debug(self) -> bool:
@@ -207,15 +292,34 @@ class LiveApp:
         return [*dash_internals.hook_functions(self.dash, "websocket_connect"),
                 *self.connect_hooks]
 
-    async def run_hooks(self, hooks: list[Hook], ws: Any, *args: Any) -> Verdict | None:
+    async def run_connect_hooks(self, ws: Any) -> tuple[Verdict | None, Identity | None]:
+        """Run the connect hooks: a refusal, or None and the identity they gave
+        (a hook returning an :class:`Identity` accepts the connection as that
+        identity; when several do, the last one counts)."""
+        identity: Identity | None = None
+
+        def note(result: Any) -> Any:
+            nonlocal identity
+            if isinstance(result, Identity):
+                identity = result
+                return None
+            return result
+
+        verdict = await self.run_hooks(self.all_connect_hooks(), ws, _result=note)
+        return verdict, (None if verdict is not None else identity)
+
+    async def run_hooks(self, hooks: list[Hook], ws: Any, *args: Any,
+                        _result: Callable[[Any], Any] | None = None) -> Verdict | None:
         """Dash's hook contract: ``False`` rejects with 4001, ``(code, reason)``
         rejects with that code, anything else accepts; a hook that raises rejects
-        (the error is logged, not sent)."""
+        (the error is logged, not sent). ``_result`` sees each result first."""
         for hook in hooks:
             try:
                 result = hook(ws, *args)
                 if inspect.isawaitable(result):
                     result = await result
+                if _result is not None:
+                    result = _result(result)
             except Exception:
                 log.exception("WebSocket hook %r raised; rejecting", hook)
                 return (CloseCode.REJECTED, "Rejected")
@@ -285,8 +389,53 @@ def session_counts(*apps: Any) -> SessionCounts:
 def _live_of(app: Any) -> LiveApp:
     live = app if isinstance(app, LiveApp) else getattr(app, "live", None)
     if not isinstance(live, LiveApp):
-        raise TypeError(f"session_counts() takes quartdash apps or their .live, not {app!r}")
+        raise TypeError(f"expected quartdash apps or their .live, not {app!r}")
     return live
+
+
+def list_sessions(*apps: Any) -> list[SessionInfo]:
+    """:meth:`LiveApp.list_sessions` of ``apps`` (none: every quartdash app in
+    this process), oldest first."""
+    lives = [_live_of(app) for app in apps] if apps else list(live_apps)
+    infos = [info for live in lives for info in live.list_sessions()]
+    return sorted(infos, key=lambda info: info.connected_at)
+
+
+async def revoke(identity: str | Identity, *apps: Any, code: int = CloseCode.REVOKED,
+                 reason: str = "Revoked") -> int:
+    """:meth:`LiveApp.revoke` for ``apps``; none: every quartdash app, in this
+    process and every other worker. Returns how many sessions of this process
+    it closed."""
+    if apps:
+        counts = [await _live_of(app).revoke(identity, code=code, reason=reason)
+                  for app in apps]
+        return sum(counts)
+    identity_id = identity.id if isinstance(identity, Identity) else identity
+    closing = [s for live in list(live_apps) for s in live.revoke_local(identity_id, code,
+                                                                          reason)]
+    if _revoke_relay is not None:
+        await _revoke_relay.revoke(None, identity_id, code, reason)
+    await _closed(closing)
+    return len(closing)
+
+
+async def _closed(sessions: list[Session]) -> None:
+    """Wait (at most REVOKE_WAIT s) until each session's close frame went out."""
+    if not sessions:
+        return
+    waits = [asyncio.ensure_future(session.close_frame_sent()) for session in sessions]
+    await asyncio.wait(waits, timeout=REVOKE_WAIT)
+    for wait in waits:
+        wait.cancel()
+
+
+_closing: set[asyncio.Future[None]] = set()
+
+
+def _keep(task: asyncio.Future[None]) -> None:
+    """Hold a close until it ends (the loop keeps only weak references)."""
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
 
 
 async def close_all_sessions(code: int = CloseCode.GOING_AWAY, reason: str = "Server shutdown",

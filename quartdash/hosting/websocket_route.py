@@ -8,7 +8,6 @@ sees 4001 "do not reconnect" instead of an HTTP 403 it keeps retrying.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -17,7 +16,8 @@ from quart import Quart, websocket
 from quart.asgi import ASGIWebsocketConnection
 
 from .. import signals
-from ..session.registry import accept
+from ..session.registry import accept, binding
+from ..types import Identity
 from ..wire.guards import host_problem, origin_problem
 from ..wire.protocol import CloseCode
 from . import dash_internals
@@ -92,11 +92,11 @@ class QuartTransport:
         await self._ws.close(code, reason)
 
 
-def binding_of(ws: Any) -> str:
-    """What a connection must share with a session to resume it: the page's
-    origin and the cookies it was opened with (hashed: kept, never shown)."""
-    material = f"{ws.headers.get('origin', '')}\n{ws.headers.get('cookie', '')}"
-    return hashlib.sha256(material.encode()).hexdigest()
+def binding_of(ws: Any, identity: Identity | None = None) -> str:
+    """What a connection must share with a session to resume it
+    (:func:`quartdash.session.registry.binding`): the handshake's origin and
+    cookies, and the identity the connect hooks gave it."""
+    return binding(ws.headers.get("origin", ""), ws.headers.get("cookie", ""), identity)
 
 
 def connection_info(ws: Any) -> dict[str, Any]:
@@ -127,14 +127,15 @@ def make_websocket_view(live: LiveApp) -> Callable[[], Awaitable[None]]:
         if problem is not None:
             await reject(live, ws, CloseCode.REJECTED, problem, "origin")
             return
-        verdict = await live.run_hooks(live.all_connect_hooks(), ws)
+        # Every new socket, a resume included: the identity is checked afresh.
+        verdict, identity = await live.run_connect_hooks(ws)
         if verdict is not None:
             await reject(live, ws, verdict[0], verdict[1], "hook")
             return
         await ws.accept()
         live.connect_remote()
         await accept(live, live.registry, QuartTransport(ws), connection_info(ws),
-                     binding_of(ws))
+                     binding_of(ws, identity), identity=identity)
 
     return dash_ws_callback
 

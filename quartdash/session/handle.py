@@ -8,7 +8,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from ..types import SessionPort, Tab
+from ..types import Identity, SessionPort, Tab
 from ..wire.protocol import check_event_name, check_prop_path
 
 __all__ = ["RESERVED_EVENT_NAMES", "WebSocketHandle"]
@@ -91,6 +91,17 @@ class WebSocketHandle:
     def connection(self) -> Mapping[str, Any]:
         """The handshake's ``headers``, ``cookies``, ``path``, ``remote`` and ``origin``."""
         return self._session.connection
+
+    @property
+    def identity(self) -> Identity | None:
+        """Who the app said is on the other end when the connection opened: the
+        :class:`~quartdash.Identity` a connect hook returned, or None."""
+        return self._session.identity
+
+    @property
+    def session_id(self) -> str:
+        """The session's public id (what ``app.live.list_sessions()`` lists)."""
+        return self._session.id
 
     def set_prop_sync(self, component_id: str | dict[str, Any], prop_name: str, value: Any) -> None:
         """Push one property value to this tab now (what ``set_props`` calls).

@@ -2,8 +2,9 @@
 
 A connection either starts a fresh session or, when its first message is
 ``resume``, asks for one that lost its socket: the registry finds it by
-token, checks that the new connection is the session's (its binding: origin
-and cookies), and hands it the new transport. When that is impossible the
+token, checks that the new connection is the session's (its binding:
+origin, cookies and identity, see :func:`binding`), and hands it the new
+transport. When that is impossible the
 client is told why (``session_lost``) and gets a fresh session on the same
 connection: loss is always signalled.
 
@@ -16,24 +17,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..types import SessionApp, Transport
+from ..types import Identity, SessionApp, Transport
 from ..wire import protocol
 from ..wire.protocol import LostReason
 
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["RemoteSessions", "SessionRegistry", "accept"]
+__all__ = ["RemoteSessions", "SessionRegistry", "accept", "binding"]
 
 # Tokens of ended sessions remembered (with why they ended), at most.
 REMEMBERED = 10_000
 # Seconds a new connection has to say it resumes (its first message).
 FIRST_MESSAGE_WAIT = 2.0
+
+
+def binding(origin: str, cookie: str, identity: Identity | None) -> str:
+    """What a connection must share with a session to resume it: the page's
+    origin, the cookies it was opened with and the identity the app's connect
+    hooks gave it (hashed: kept, never shown). The hooks run again for every
+    new connection, so a changed or revoked identity does not get the old
+    session back (``session_lost`` ``forbidden``)."""
+    who = "" if identity is None else identity.key
+    material = f"{origin}\n{cookie}\n{who}"
+    return hashlib.sha256(material.encode()).hexdigest()
 
 
 class RemoteSessions(Protocol):
@@ -68,6 +81,18 @@ class SessionRegistry:
 
     def add(self, session: Session) -> None:
         self.all.add(session)
+
+    def by_id(self, session_id: str) -> Session | None:
+        """The live session with this public id (``Session.id``), if any."""
+        for session in self.all:
+            if session.id == session_id:
+                return session
+        return None
+
+    def of_identity(self, identity_id: str) -> list[Session]:
+        """The live sessions (detached ones included) whose identity has this id."""
+        return [session for session in self.all
+                if session.identity is not None and session.identity.id == identity_id]
 
     def discard(self, session: Session, reason: LostReason = LostReason.UNKNOWN) -> None:
         self.all.discard(session)
@@ -115,9 +140,11 @@ class SessionRegistry:
 
 
 async def accept(app: SessionApp, registry: SessionRegistry, transport: Transport,
-                 connection: Mapping[str, Any], binding: str) -> None:
+                 connection: Mapping[str, Any], binding: str, *,
+                 identity: Identity | None = None) -> None:
     """Serve one new connection until it ends: a fresh session, or the one its
-    first message asks to resume."""
+    first message asks to resume. ``identity`` is the new connection's (the
+    app's connect hooks); ``binding`` (:func:`binding`) includes it."""
     from .session import Session
 
     # A worker that resumes says so at once; any other client gets a session
@@ -137,7 +164,8 @@ async def accept(app: SessionApp, registry: SessionRegistry, transport: Transpor
     request = None if first is None else protocol.resume_request(
         first, app.config.max_message_size)
     if request is None:
-        await Session(app, connection, binding=binding).serve(transport, first)
+        await Session(app, connection, binding=binding, identity=identity).serve(transport,
+                                                                                  first)
         return
     token, last_seq = request
     session, reason = registry.find(token, binding)
@@ -153,5 +181,5 @@ async def accept(app: SessionApp, registry: SessionRegistry, transport: Transpor
         reason = outcome
     # Continuity is lost: say so, then carry on as a fresh session the
     # client may resume later.
-    fresh = Session(app, connection, binding=binding)
+    fresh = Session(app, connection, binding=binding, identity=identity)
     await fresh.serve(transport, lost=reason)

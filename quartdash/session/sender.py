@@ -42,13 +42,14 @@ class Sender:
     coalesced to the latest values until it catches up.
     """
 
-    __slots__ = ("_loop", "_on_stall", "_stall", "_task", "_watchdog", "frames_sent", "log",
-                 "outbox", "seq")
+    __slots__ = ("_loop", "_on_stall", "_stall", "_task", "_watchdog", "bytes_sent",
+                 "frames_sent", "log", "outbox", "seq")
 
     def __init__(self, config: WebSocketConfig, loop: asyncio.AbstractEventLoop,
                  on_stall: Callable[[str], None]) -> None:
         self.outbox = Outbox(config.max_pending, config.max_pending_bytes)
         self.frames_sent = 0
+        self.bytes_sent = 0  # UTF-8 bytes of the frames sent
         self.seq = 0  # the last sequence number given (resumable sessions)
         self.log: ReplayLog | None = None  # set when the session becomes resumable
         self._loop = loop
@@ -87,8 +88,10 @@ class Sender:
         if frames is None:
             return False
         for start in range(0, len(frames), REPLAY_BATCH):
-            await transport.send(protocol.batch(frames[start:start + REPLAY_BATCH]).decode())
+            data = protocol.batch(frames[start:start + REPLAY_BATCH])
+            await transport.send(data.decode())
             self.frames_sent += 1
+            self.bytes_sent += len(data)
         return True
 
     async def _run(self, transport: Transport) -> None:
@@ -98,13 +101,14 @@ class Sender:
             if outbox.closed:
                 return
             frames = outbox.drain() if self.log is None else self._number(outbox)
-            text = protocol.batch(frames).decode()
+            data = protocol.batch(frames)
             self._stall.send_started(loop.time())
             if self._watchdog is None:
                 self._arm(self._stall.timeout)
-            await send(text)
+            await send(data.decode())
             self._stall.send_finished()
             self.frames_sent += 1
+            self.bytes_sent += len(data)
 
     def _number(self, outbox: Outbox) -> list[bytes]:
         """Give each message its sequence number and log it for replay."""

@@ -22,20 +22,23 @@ import asyncio
 import contextlib
 import enum
 import logging
+import secrets
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import signals
 from ..config import WebSocketConfig
-from ..types import SessionApp, Transport
+from ..types import Identity, SessionApp, Transport
 from ..wire import protocol
 from ..wire.outbox import Outbox, OutboxOverflow
 from ..wire.protocol import CloseCode, ErrorCode, LostReason, Message, ProtocolError
 from ..wire.replay import ReplayLog
 from ..wire.rules import ByteBudget, Inactivity, TokenBucket
 from .handle import WebSocketHandle
+from .info import SessionInfo
 from .reads import PropReads
 from .records import RECORD_BYTES, Renderer
 from .runs import Runs, cancel_event_triggered, end_runs
@@ -94,16 +97,21 @@ class _Close:
 class Session:
     """One WebSocket connection: its tabs, running callbacks and outbound frames.
 
-    Signals carry it as ``session``: ``connection`` (the handshake's headers,
-    cookies, path, remote, origin), ``renderers``, ``props_pushed``,
-    ``events_sent``, ``events_dropped`` and ``frames_sent`` are safe to read.
+    Signals carry it as ``session``: ``id``, ``identity``, ``connection`` (the
+    handshake's headers, cookies, path, remote, origin), ``renderers``,
+    ``props_pushed``, ``events_sent``, ``events_dropped`` and ``frames_sent``
+    are safe to read; :meth:`snapshot` copies all of it.
     """
 
     def __init__(self, app: SessionApp, connection: Mapping[str, Any], *,
-                 binding: str = "") -> None:
+                 binding: str = "", identity: Identity | None = None) -> None:
         self.app = app
         self.config: WebSocketConfig = app.config
         self.connection = connection
+        self.id = secrets.token_hex(8)  # public: listings, presence (the token is not)
+        self.identity = identity
+        self.connected_at = time.time()
+        self.bytes_received = 0
         self.loop = asyncio.get_running_loop()
         self.thread_id = threading.get_ident()
         self.state = State.OPEN
@@ -157,6 +165,25 @@ class Session:
     @property
     def frames_sent(self) -> int:
         return self.sender.frames_sent
+
+    @property
+    def bytes_sent(self) -> int:
+        return self.sender.bytes_sent
+
+    def snapshot(self, app: str = "") -> SessionInfo:
+        """A copy of what this session is now (``app``: the name to list it under)."""
+        remote = self.connection.get("remote")
+        origin = self.connection.get("origin")
+        return SessionInfo(
+            id=self.id, app=app, identity=self.identity,
+            remote=None if remote is None else str(remote),
+            origin=None if origin is None else str(origin),
+            connected_at=self.connected_at, state=self.state.value,
+            tabs=tuple(self.renderers), running=tuple(run.callback_id for run in self.runs),
+            bytes_in=self.bytes_received, bytes_out=self.sender.bytes_sent,
+            messages_in=self.messages_received, frames_out=self.sender.frames_sent,
+            props_pushed=self.props_pushed,
+        )
 
     @property
     def connection_object(self) -> Any:
@@ -377,6 +404,23 @@ class Session:
         if task is not None and task is not asyncio.current_task() and not task.done():
             task.cancel()
 
+    async def close(self, code: int = CloseCode.NORMAL, reason: str = "Closed by the server",
+                    *, timeout: float = CLOSE_SEND_TIMEOUT + 1) -> None:
+        """Close the connection from anywhere on the loop (an admin route, a
+        revoke) and return once the close frame went out, at most ``timeout``
+        seconds later. A detached session (waiting for its client) ends at
+        once. Its callbacks are then ended as on any close.
+
+        With :attr:`CloseCode.REVOKED` the session cannot be resumed: a late
+        ``resume`` with its token learns ``revoked``.
+        """
+        if code == CloseCode.REVOKED and self._close is None:
+            self._lost = LostReason.REVOKED
+        self.request_close(code, reason)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self.close_frame_sent()
+
     async def close_from_callback(self, code: int, reason: str) -> None:
         """``ws.close()``: the calling callback lingers to clean up; others are cancelled."""
         self.runs.mark_lingering(asyncio.current_task())
@@ -440,6 +484,7 @@ class Session:
         self.sender.heard_from_client(now)  # the client is alive (send watchdog)
         limit = self.config.max_message_size
         size = protocol.utf8_size(data, limit)
+        self.bytes_received += size
         if size > limit:
             self.request_close(CloseCode.MESSAGE_TOO_BIG, f"frame of {size} bytes exceeds {limit}")
             return

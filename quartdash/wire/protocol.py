@@ -75,6 +75,8 @@ class LostReason(enum.StrEnum):
     """What the client missed no longer fits the replay budget."""
     UNREACHABLE = "unreachable"
     """The worker that holds the session did not answer."""
+    REVOKED = "revoked"
+    """The session was closed by the app (``revoke``): it cannot come back."""
 
 
 class CloseCode(enum.IntEnum):
@@ -85,6 +87,7 @@ class CloseCode(enum.IntEnum):
     MESSAGE_TOO_BIG = 1008
     INTERNAL_ERROR = 1011
     REJECTED = 4001
+    REVOKED = 4003
     FLOOD = 4008
     SLOW_CONSUMER = 4009
     OVER_BUDGET = 4010

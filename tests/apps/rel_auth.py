@@ -5,7 +5,9 @@ assets and HTTP callbacks) and the WebSocket its SharedWorker opens. Guard
 both, on the blueprint, with the same check:
 
 * ``/live/``: quart-auth. One function registered as ``before_request`` and
-  ``before_websocket`` of the DashBlueprint.
+  ``before_websocket`` of the DashBlueprint; a connect hook names the
+  socket's user (``Identity``), and signing out revokes the user's open
+  sockets (4003: the browser's worker does not come back with them).
 * ``/ops/``: no extension, a server-side session table and the same pair of
   hooks. The recipe for apps that bring their own login.
 
@@ -20,11 +22,11 @@ from __future__ import annotations
 import os
 import secrets
 
-from dash import Input, Output, html
+from dash import Input, Output, ctx, html
 from quart import Quart, abort, has_websocket_context, redirect, request, websocket
-from quart_auth import AuthUser, QuartAuth, Unauthorized, current_user, login_user
+from quart_auth import AuthUser, QuartAuth, Unauthorized, current_user, login_user, logout_user
 
-from quartdash import DashBlueprint
+from quartdash import DashBlueprint, Identity
 
 USERS = {"alice": "wonderland"}  # a real app checks a password hash in its user store
 
@@ -47,13 +49,17 @@ def create_app(*, secure_cookies: bool = True) -> Quart:
     @live.callback(Output("who-out", "children"), Input("who-btn", "n_clicks"),
                    prevent_initial_call=True)
     async def who_am_i(n_clicks: int) -> str:
-        return f"signed in as {current_user.auth_id}"  # the socket's own user
+        return f"signed in as {ctx.websocket.identity.id}"  # the socket's own user
 
     @live.before_request
     @live.before_websocket
     async def require_login() -> None:
         if not await current_user.is_authenticated:
             raise Unauthorized()  # 401 for the page, no handshake for the socket
+
+    @live.websocket_connect
+    async def name_the_socket(ws: object) -> Identity:
+        return Identity(current_user.auth_id)  # checked again on every (re)connect
 
     @app.post("/login")
     async def login() -> object:
@@ -62,6 +68,14 @@ def create_app(*, secure_cookies: bool = True) -> Quart:
             abort(401)
         login_user(AuthUser(form["user"]))
         return redirect("/live/")
+
+    @app.post("/logout")
+    async def logout() -> dict[str, int]:
+        user = current_user.auth_id
+        logout_user()  # the cookie goes...
+        # ...and so do the user's open sockets, in every worker (close 4003).
+        closed = await live.live.revoke(user) if user is not None else 0
+        return {"closed": closed}
 
     # --- /ops/: your own session, plain hooks ---------------------------------------
     sessions: dict[str, str] = {}  # session id -> user; use your session store

@@ -837,6 +837,38 @@ def test_server_close_4001_does_not_reconnect(h: Harness) -> None:
     ]
 
 
+def test_server_close_4003_revokes_until_a_page_loads(h: Harness) -> None:
+    page = h.open("A")
+    h.wait_received(page, 1)
+    h.contact(page, "A")
+    h.push(close=4003, reason="Signed out")
+    got = h.wait_received(page, 3)
+    assert got[1:3] == [
+        {"type": "disconnected", "rendererId": "", "payload": {"reason": "Signed out"}},
+        {"type": "quartdash_event", "name": "revoked", "payload": {"reason": "Signed out"}},
+    ]
+    # The page helper marks the page, for the app to react (a login link).
+    assert page.evaluate("document.documentElement.dataset.quartdashRevoked") == "Signed out"
+    time.sleep(2.2)  # longer than the largest first back-off delay
+    assert len(h.events("open")) == 1
+    # Unlike 4001, what the tab does next does not reconnect with the old
+    # credentials: a callback with inputs fails at once, the rest is dropped.
+    page.evaluate("post({type: 'callback_request', rendererId: 'A', requestId: 'r1',"
+                  " payload: {inputs: [1]}})")
+    page.evaluate("post({type: 'callback_request', rendererId: 'A', requestId: 'r2',"
+                  " payload: {inputs: []}})")
+    page.evaluate("post({type: 'tab_visible', rendererId: 'A'})")
+    got = h.wait_received(page, 4)
+    assert got[3] == {"type": "callback_response", "rendererId": "A", "requestId": "r1",
+                      "payload": {"status": "error", "message": "revoked: Signed out"}}
+    time.sleep(0.5)
+    assert len(h.events("open")) == 1 and len(page.evaluate("window.received")) == 4
+    # A page that loads (after a new login, say) connects again.
+    b = h.open("B")
+    h.wait(lambda: len(h.events("open")) == 2, 3, "a second connection")
+    h.wait_received(b, 1)
+
+
 def test_inflight_callbacks_fail_when_the_socket_closes(h: Harness) -> None:
     page = h.open("A")
     h.wait_received(page, 1)
