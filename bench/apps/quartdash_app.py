@@ -24,6 +24,9 @@ app = Dash(
     # The default flood limit (200 unsolicited messages/s): answers to
     # get_prop do not count, so scenario (b) runs with it as shipped.
     websocket_max_messages_per_second=int(os.environ.get("BENCH_MAX_MSGS_PER_S", "200")),
+    # How long a dropped session waits for its client (bench/resume.py); 30 s
+    # is quartdash's default, 0 turns resume off.
+    websocket_resume_timeout=float(os.environ.get("BENCH_RESUME_TIMEOUT", "30")),
 )
 app.layout = common.dash_layout()
 
@@ -31,8 +34,8 @@ app.layout = common.dash_layout()
 @callback(persistent=True)
 async def live():
     ws = ctx.websocket
-    async for seq in common.ticks(lambda: ws.is_shutdown):
-        set_props(common.LIVE_ID, {"children": common.payload(seq)})
+    async for value in common.values(lambda: ws.is_shutdown, common.dash_append):
+        set_props(common.LIVE_ID, {"children": value})
 
 
 @callback(Output("echo-out", "children"), Input("btn", "n_clicks"), prevent_initial_call=True)
