@@ -16,8 +16,9 @@ Environment:
                     bench/resume.py counts every value)
   BENCH_PRODUCER_ID 1: tag each value with its producer (``"p"``: which run of
                     the persistent callback in this process made it) and keep
-                    every producer's last seq, served as ``producers`` by
-                    ``/_bench/stats`` (bench/resume.py's per-producer accounting)
+                    every producer's renderer and last seq, served as
+                    ``producers`` by ``/_bench/stats`` (bench/resume.py counts
+                    what each tab was sent against what it applied)
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ STATS: dict[str, float] = {
 }
 
 
-# BENCH_PRODUCER_ID=1: producer id -> the last seq it produced (= how many).
-PRODUCERS: dict[int, int] = {}
+# BENCH_PRODUCER_ID=1: producer id -> [the renderer it pushes to, the last seq
+# it produced (= how many)].
+PRODUCERS: dict[int, list] = {}
 
 
 def stats() -> dict[str, Any]:
@@ -60,17 +62,19 @@ def stats() -> dict[str, Any]:
     return out
 
 
-def payload(seq: int, producer: int = 0) -> dict:
-    """The value for ``live.children``: ``{"t": time, "seq": seq}`` (plus
-    ``"p": producer`` with BENCH_PRODUCER_ID=1)."""
+def payload(seq: int) -> dict:
+    """The value pushed into ``live.children``."""
     t = time.time()
     STATS["produced"] += 1
     STATS["last_seq"] = seq
     STATS["last_t"] = t
-    if PRODUCER_ID:
-        PRODUCERS[producer] = seq
-        return {"t": t, "seq": seq, "p": producer}
     return {"t": t, "seq": seq}
+
+
+def renderer_of(ws: Any) -> str:
+    """The renderer (tab) a WebSocket callback runs for: quartdash's
+    ``ctx.websocket.renderer_id``, Dash's private ``_renderer_id``."""
+    return str(getattr(ws, "renderer_id", None) or getattr(ws, "_renderer_id", ""))
 
 
 def patch_json(value: Any) -> dict:
@@ -90,11 +94,12 @@ def dash_append(value: Any) -> Any:
     return patch
 
 
-async def values(is_shutdown: Callable[[], bool], patch: Callable[[Any], Any] = patch_json
-                 ) -> AsyncIterator[Any]:
+async def values(is_shutdown: Callable[[], bool], patch: Callable[[Any], Any] = patch_json,
+                 renderer: str = "") -> AsyncIterator[Any]:
     """Yield what the live callback pushes into ``live.children``, at HZ per
     second until ``is_shutdown()``: :func:`payload` of 1, 2, 3, ..., or with
     BENCH_PATCH=1 ``patch(payload)`` (a Dash ``Patch`` appending it).
+    ``renderer``: the tab it pushes to (recorded with BENCH_PRODUCER_ID=1).
 
     Deadline-paced (no drift), never bursts to catch up: a late tick moves
     the schedule instead.  With HZ == 0 yields nothing and just sleeps until
@@ -103,6 +108,7 @@ async def values(is_shutdown: Callable[[], bool], patch: Callable[[Any], Any] = 
     STATS["active"] += 1
     STATS["started"] += 1
     producer = int(STATS["started"])
+    record = PRODUCERS.setdefault(producer, [renderer, 0]) if PRODUCER_ID else None
     wrap = patch if PATCH else None
     try:
         if HZ <= 0:
@@ -119,7 +125,10 @@ async def values(is_shutdown: Callable[[], bool], patch: Callable[[Any], Any] = 
             if now >= stop_at:
                 break
             seq += 1
-            value = payload(seq, producer)
+            value = payload(seq)
+            if record is not None:
+                record[1] = seq
+                value["p"] = producer
             yield value if wrap is None else wrap(value)
             nxt += period
             now = loop.time()

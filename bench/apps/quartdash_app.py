@@ -34,7 +34,8 @@ app.layout = common.dash_layout()
 @callback(persistent=True)
 async def live():
     ws = ctx.websocket
-    async for value in common.values(lambda: ws.is_shutdown, common.dash_append):
+    who = common.renderer_of(ws)
+    async for value in common.values(lambda: ws.is_shutdown, common.dash_append, who):
         set_props(common.LIVE_ID, {"children": value})
 
 

@@ -107,7 +107,7 @@ async def ws_callback():
         await ws.send(orjson.dumps(msg).decode())
 
     async def push(renderer_id: str) -> None:
-        async for value in common.values(lambda: closed):
+        async for value in common.values(lambda: closed, renderer=renderer_id):
             await send(
                 {
                     "type": "set_props",
