@@ -632,6 +632,12 @@ def render(scn: str, label: str, summary: dict[str, Any]) -> str:
         else:
             row += [fmt(summary["ratios"].get(n, {}).get(k), 2) for _, k in rcols]
         rows.append(row)
+    return layout(label, head, rows)
+
+
+def layout(label: str, head: list[str], rows: list[list[Any]]) -> str:
+    """A text table: ``label``, then the header and rows in aligned columns
+    (the first left-aligned, the others right-aligned; a row may be shorter)."""
     widths = [max(len(str(r[i])) for r in [head, *rows] if i < len(r)) for i in range(len(head))]
     lines = [label]
     lines.append(
@@ -673,21 +679,8 @@ def render_slow(res: dict[str, dict[str, Any]], duration: float) -> str:
                 fmt(v.get("drain_s"), 1),
             ]
         )
-    widths = [max(len(str(r[i])) for r in [head, *rows] if i < len(r)) for i in range(len(head))]
-    lines = [f"(slow) 1000 Hz producer, client reading 10 frames/s for {duration:g} s"]
-    lines.append(
-        "  ".join(
-            h.rjust(w) if i else h.ljust(w)
-            for i, (h, w) in enumerate(zip(head, widths, strict=True))
-        )
-    )
-    for r in rows:
-        lines.append(
-            "  ".join(
-                str(c).rjust(widths[i]) if i else str(c).ljust(widths[i]) for i, c in enumerate(r)
-            )
-        )
-    return "\n".join(lines)
+    return layout(f"(slow) 1000 Hz producer, client reading 10 frames/s for {duration:g} s",
+                  head, rows)
 
 
 # --------------------------------------------------------------------------
