@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 
 import _common as common
 from dash import Input, Output, callback, ctx, set_props
 
-from quartdash import Dash
+from quartdash import Dash, signals
 
 app = Dash(
     __name__,
@@ -58,6 +59,27 @@ def http_cb(n_clicks):
 asgi = app.asgi  # the Quart app
 
 
+# What the server saw of resumes (bench/resume.py): sessions detached,
+# resumed (and the messages replayed), resumes refused.
+RESUME = Counter()
+
+
+def _count(what: str):
+    def receiver(sender, **kw):
+        RESUME[what] += 1
+        RESUME["replayed"] += kw.get("replayed", 0)
+
+    return receiver
+
+
+for _signal, _what in ((signals.session_detached, "detached"),
+                       (signals.session_resumed, "resumed"),
+                       (signals.resume_failed, "resume_failed")):
+    _signal.connect(_count(_what), sender=app.live, weak=False)
+
+
 @asgi.route("/_bench/stats")
 async def bench_stats():
-    return {**common.stats(), "time": time.time()}
+    states = Counter(s.state.value for s in app.live.sessions)
+    return {**common.stats(), "time": time.time(), "resume": dict(RESUME),
+            "session_states": dict(states)}
