@@ -52,6 +52,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +248,32 @@ def wait_quiet(max_wait: float, below_pct: float) -> float:
     while busy > below_pct and time.monotonic() < deadline:
         busy = psutil.cpu_percent(interval=1.0)
     return busy
+
+
+def quietest(once: Callable[[], dict[str, Any]], args: argparse.Namespace,
+             label: Callable[[], str]) -> dict[str, Any]:
+    """One measurement (``once()``, which sets ``other_cpu_pct``), after waiting
+    for a quiet machine (``args.quiet_wait``, ``args.quiet_below``); redone at
+    most ``args.retries`` times while other processes used more than
+    ``args.max_other`` % of a core in its window. Returns the quietest try."""
+    best: dict[str, Any] | None = None
+    for attempt in range(1 + max(0, args.retries)):
+        busy = wait_quiet(args.quiet_wait, args.quiet_below)
+        log(f"{label()} (machine busy {busy:.0f}%)" + (f" retry {attempt}" if attempt else ""))
+        try:
+            m = once()
+        except Exception as e:
+            m = {"error": repr(e)}
+        m["busy_before_pct"] = busy
+        m["attempt"] = attempt
+        other = m.setdefault("other_cpu_pct", None)
+        if best is None or (other is not None and other < (best.get("other_cpu_pct") or 1e9)):
+            best = m
+        if other is None or args.max_other is None or other <= args.max_other:
+            break
+        log(f"    other processes used {other:.0f}% of a core in the window: noisy")
+    assert best is not None
+    return best
 
 
 def get_json(url: str, timeout: float = 5.0) -> Any:
@@ -802,31 +829,13 @@ def main(argv: list[str] | None = None) -> int:
         return [n for n in SCENARIO_CONTENDERS[scn] if n in wanted and n not in skipped]
 
     def measure(scn: str, name: str, env: dict[str, str], lg: list[str], tag: str, timeout: float):
-        """One measurement; redone (at most --retries times) while other processes
-        used more than --max-other % of a core during its window."""
-        best: dict[str, Any] | None = None
-        for attempt in range(1 + max(0, args.retries)):
-            busy = wait_quiet(args.quiet_wait, args.quiet_below)
-            log(
-                f"[{time.monotonic() - t_start:6.0f}s] {tag}: {name}  (machine busy {busy:.0f}%)"
-                + (f" retry {attempt}" if attempt else "")
-            )
-            try:
-                with Server(name, env, logdir, tag) as srv:
-                    m = run_loadgen(srv, lg, timeout)
-            except Exception as e:
-                m = {"error": repr(e)}
-            m["busy_before_pct"] = busy
-            m["attempt"] = attempt
-            other = other_cpu_pct(m)
-            m["other_cpu_pct"] = other
-            if best is None or (other is not None and other < (best.get("other_cpu_pct") or 1e9)):
-                best = m
-            if other is None or args.max_other is None or other <= args.max_other:
-                break
-            log(f"    other processes used {other:.0f}% of a core in the window: noisy")
-        assert best is not None
-        return best
+        def once() -> dict[str, Any]:
+            with Server(name, env, logdir, tag) as srv:
+                m = run_loadgen(srv, lg, timeout)
+            m["other_cpu_pct"] = other_cpu_pct(m)
+            return m
+
+        return quietest(once, args, lambda: f"[{time.monotonic() - t_start:6.0f}s] {tag}: {name} ")
 
     try:
         for scn in scenarios:
