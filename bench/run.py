@@ -777,13 +777,7 @@ def main(argv: list[str] | None = None) -> int:
         args.max_other = 25.0
 
     nofile = raise_nofile()
-    stamp = dt.datetime.now().strftime("%Y-%m-%d")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    logdir = RESULTS / "logs" / dt.datetime.now().strftime("%Y-%m-%dT%H%M%S")
-    logdir.mkdir(parents=True, exist_ok=True)
-    out_path = Path(args.out) if args.out else RESULTS / f"{stamp}.json"
-    if out_path.exists() and not args.out:
-        out_path = RESULTS / f"{stamp}-{dt.datetime.now().strftime('%H%M%S')}.json"
+    out_path, logdir = result_paths(args.out)
 
     skipped: dict[str, str] = {}
     for n in wanted:
@@ -916,21 +910,45 @@ def main(argv: list[str] | None = None) -> int:
                 tables.append(render_slow(res, slow_dur))
                 print(tables[-1] + "\n", flush=True)
     finally:
-        report["elapsed_s"] = time.monotonic() - t_start
-        report["tables"] = tables
-        out_path.write_text(json.dumps(report, indent=1, default=str))
-        log(f"results: {out_path}  (server logs: {logdir})")
-    print("=" * 100)
-    print(
+        save(report, tables, out_path, logdir, t_start)
+    print_tables(
         f"quartdash bench {report['date']}  runs={runs}  lg procs={args.procs}  "
         f"window={duration:g}s after {warmup:g}s warm-up  "
-        "(medians over runs; qd/x = quartdash / this row, taken per run)"
+        "(medians over runs; qd/x = quartdash / this row, taken per run)",
+        skipped, tables,
     )
+    return 0
+
+
+def result_paths(out: str | None, prefix: str = "") -> tuple[Path, Path]:
+    """Where results go: ``out``, or bench/results/<prefix><date>.json (with the
+    time added when that exists); and a new folder for the logs."""
+    now = dt.datetime.now()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    logdir = RESULTS / "logs" / f"{prefix}{now:%Y-%m-%dT%H%M%S}"
+    logdir.mkdir(parents=True, exist_ok=True)
+    path = Path(out) if out else RESULTS / f"{prefix}{now:%Y-%m-%d}.json"
+    if path.exists() and not out:
+        path = RESULTS / f"{prefix}{now:%Y-%m-%d-%H%M%S}.json"
+    return path, logdir
+
+
+def save(report: dict[str, Any], tables: list[str], path: Path, logdir: Path,
+         t_start: float) -> None:
+    """Write the results JSON (with the tables and the time it all took)."""
+    report["elapsed_s"] = time.monotonic() - t_start
+    report["tables"] = tables
+    path.write_text(json.dumps(report, indent=1, default=str))
+    log(f"results: {path}  (server logs: {logdir})")
+
+
+def print_tables(header: str, skipped: dict[str, str], tables: list[str]) -> None:
+    print("=" * 100)
+    print(header)
     for n, why in skipped.items():
         print(f"skipped {n}: {why}")
     print()
     print("\n\n".join(tables))
-    return 0
 
 
 def strip(m: dict[str, Any]) -> dict[str, Any]:
