@@ -92,7 +92,8 @@ def fault_proxy_class() -> Any:
 async def proxy_main(target: int) -> None:
     """``--proxy PORT``: forward 127.0.0.1:<free port> to PORT; print the port,
     then reset every connection on each ``cut`` line of stdin; stop at EOF."""
-    proxy = await fault_proxy_class()(target).start()
+    # hypercorn's backlog under bench/run.py: 1000 clients come back at once
+    proxy = await fault_proxy_class()(target).start(backlog=4096)
     print(json.dumps({"port": proxy.port}), flush=True)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -655,8 +656,9 @@ async def delivery(server: run.Server, proxy: Proxy, name: str, args: argparse.N
         await bench.close()
     out = account(tabs, st0, st1, t0)
     dur = s1["time"] - s0["time"]
-    # what an uninterrupted stream would have produced for the tabs
-    out["demanded"] = demanded = len(tabs) * args.hz * dur
+    # what an uninterrupted stream would have produced for the tabs between
+    # the two snapshots of the producers
+    out["demanded"] = demanded = len(tabs) * args.hz * (st1["time"] - st0["time"])
     out["demanded_pct"] = 100.0 * out["delivered"] / demanded if demanded else None
     busy = s1["sys_busy_s"] - s0["sys_busy_s"]
     ours = (s1["cpu_s"] - s0["cpu_s"]) + (x1["cpu_s"] - x0["cpu_s"]) + (c1 - c0)
