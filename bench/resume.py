@@ -169,15 +169,20 @@ class Link:
     """What one socket reports to its tab; a tab has one socket at a time, and
     what an older one still reports is ignored."""
 
-    __slots__ = ("opened", "tab", "ws")
+    __slots__ = ("opened", "ready", "tab", "ws")
 
     def __init__(self, tab: Tab) -> None:
         self.tab = tab
         self.ws: RawWS | None = None
+        # The tab's on_open ran: only then may anything be sent (a browser's
+        # socket is OPEN exactly when its onopen runs; ours completes its
+        # handshake a loop iteration before, when a timer could send first).
+        self.ready = False
         self.opened: asyncio.Future = asyncio.get_running_loop().create_future()
         self.opened.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     def is_open(self) -> bool:
+        """The handshake completed."""
         return self.opened.done() and not self.opened.cancelled() and not self.opened.exception()
 
     def on_text(self, data: bytes, now: float) -> None:
@@ -212,7 +217,7 @@ class Bench:
         self.tabs = [Tab(self, i) for i in range(n)]
         for start in range(0, n, ramp):
             await asyncio.gather(*(t.connect() for t in self.tabs[start:start + ramp]))
-        return sum(1 for t in self.tabs if t.link is not None and t.link.is_open())
+        return sum(1 for t in self.tabs if t.is_open())
 
     async def close(self) -> None:
         for t in self.tabs:
@@ -277,6 +282,7 @@ class Tab:
         self.gap_drop: list[float] = []  # drop noticed -> first value applied
         self.gap_open: list[float] = []  # new socket open -> first value applied
         self.errors: list[str] = []
+        self.socket_at = 0.0  # when the current socket opened
         # replay measurement (cost part)
         self.rs = 0.0  # when this tab started reconnecting
         self.answer_at = 0.0  # `resumed` or `session_lost` received
@@ -311,7 +317,7 @@ class Tab:
             self.on_open()
 
     def is_open(self) -> bool:
-        return self.link is not None and self.link.is_open()
+        return self.link is not None and self.link.ready
 
     def write(self, msg: dict) -> None:
         if self.is_open():
@@ -342,6 +348,8 @@ class Tab:
         })  # fmt: skip
 
     def on_open(self) -> None:
+        self.link.ready = True  # type: ignore[union-attr]
+        self.socket_at = time.time()
         if self.drop_t:
             self.reconnects += 1
             self.open_t = time.time()
@@ -479,7 +487,8 @@ class Tab:
             elif typ == "error" or (
                 typ == "callback_response" and (m.get("payload") or {}).get("status") == "error"
             ):
-                self.note_error(repr(m)[:200])
+                since = now - self.socket_at if self.socket_at else -1.0
+                self.note_error(f"{since * 1000:.0f} ms after open: {repr(m)[:200]}")
 
     def on_live(self, children: Any, now: float) -> None:
         if type(children) is not dict:
