@@ -2,7 +2,7 @@
 """Lossless resume, measured (bench/RESUME.md).
 
     .venv/bin/python bench/resume.py                  # both parts (~12 min)
-    .venv/bin/python bench/resume.py --quick          # smoke run (~3 min)
+    .venv/bin/python bench/resume.py --quick          # smoke run (~4 min)
     .venv/bin/python bench/resume.py --parts delivery --intervals 2 --sessions 100
     .venv/bin/python bench/resume.py --parts cost --cost-sessions 1000
 
@@ -11,8 +11,8 @@
    connection every I seconds, for a window; quartdash (the client resumes,
    as quartdash's SharedWorker does), Dash's quart backend (the client does
    what Dash's worker and renderer do: reconnect after its back-off, ask for
-   the persistent callback again) and raw Quart (reconnect at once, the
-   pusher restarts), one after another in the same run.  The server counts
+   the persistent callback again) and raw Quart (reconnect on quartdash's
+   quick schedule, the pusher restarts), one after another in the same run.  The server counts
    what each producer produced; the client what it applied.
 2. cost: N quartdash sessions at 0 or 10 Hz; server CPU and RSS attached,
    then detached (every connection reset, the clients stay away), then every
@@ -46,7 +46,6 @@ import orjson
 import run
 from loadgen import WS_PATH, RawWS, percentile
 
-BENCH = run.BENCH
 ROOT = run.ROOT
 PY = run.PY
 
