@@ -52,6 +52,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +248,32 @@ def wait_quiet(max_wait: float, below_pct: float) -> float:
     while busy > below_pct and time.monotonic() < deadline:
         busy = psutil.cpu_percent(interval=1.0)
     return busy
+
+
+def quietest(once: Callable[[], dict[str, Any]], args: argparse.Namespace,
+             label: Callable[[], str]) -> dict[str, Any]:
+    """One measurement (``once()``, which sets ``other_cpu_pct``), after waiting
+    for a quiet machine (``args.quiet_wait``, ``args.quiet_below``); redone at
+    most ``args.retries`` times while other processes used more than
+    ``args.max_other`` % of a core in its window. Returns the quietest try."""
+    best: dict[str, Any] | None = None
+    for attempt in range(1 + max(0, args.retries)):
+        busy = wait_quiet(args.quiet_wait, args.quiet_below)
+        log(f"{label()} (machine busy {busy:.0f}%)" + (f" retry {attempt}" if attempt else ""))
+        try:
+            m = once()
+        except Exception as e:
+            m = {"error": repr(e)}
+        m["busy_before_pct"] = busy
+        m["attempt"] = attempt
+        other = m.setdefault("other_cpu_pct", None)
+        if best is None or (other is not None and other < (best.get("other_cpu_pct") or 1e9)):
+            best = m
+        if other is None or args.max_other is None or other <= args.max_other:
+            break
+        log(f"    other processes used {other:.0f}% of a core in the window: noisy")
+    assert best is not None
+    return best
 
 
 def get_json(url: str, timeout: float = 5.0) -> Any:
@@ -632,6 +659,12 @@ def render(scn: str, label: str, summary: dict[str, Any]) -> str:
         else:
             row += [fmt(summary["ratios"].get(n, {}).get(k), 2) for _, k in rcols]
         rows.append(row)
+    return layout(label, head, rows)
+
+
+def layout(label: str, head: list[str], rows: list[list[Any]]) -> str:
+    """A text table: ``label``, then the header and rows in aligned columns
+    (the first left-aligned, the others right-aligned; a row may be shorter)."""
     widths = [max(len(str(r[i])) for r in [head, *rows] if i < len(r)) for i in range(len(head))]
     lines = [label]
     lines.append(
@@ -673,21 +706,8 @@ def render_slow(res: dict[str, dict[str, Any]], duration: float) -> str:
                 fmt(v.get("drain_s"), 1),
             ]
         )
-    widths = [max(len(str(r[i])) for r in [head, *rows] if i < len(r)) for i in range(len(head))]
-    lines = [f"(slow) 1000 Hz producer, client reading 10 frames/s for {duration:g} s"]
-    lines.append(
-        "  ".join(
-            h.rjust(w) if i else h.ljust(w)
-            for i, (h, w) in enumerate(zip(head, widths, strict=True))
-        )
-    )
-    for r in rows:
-        lines.append(
-            "  ".join(
-                str(c).rjust(widths[i]) if i else str(c).ljust(widths[i]) for i, c in enumerate(r)
-            )
-        )
-    return "\n".join(lines)
+    return layout(f"(slow) 1000 Hz producer, client reading 10 frames/s for {duration:g} s",
+                  head, rows)
 
 
 # --------------------------------------------------------------------------
@@ -757,13 +777,7 @@ def main(argv: list[str] | None = None) -> int:
         args.max_other = 25.0
 
     nofile = raise_nofile()
-    stamp = dt.datetime.now().strftime("%Y-%m-%d")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    logdir = RESULTS / "logs" / dt.datetime.now().strftime("%Y-%m-%dT%H%M%S")
-    logdir.mkdir(parents=True, exist_ok=True)
-    out_path = Path(args.out) if args.out else RESULTS / f"{stamp}.json"
-    if out_path.exists() and not args.out:
-        out_path = RESULTS / f"{stamp}-{dt.datetime.now().strftime('%H%M%S')}.json"
+    out_path, logdir = result_paths(args.out)
 
     skipped: dict[str, str] = {}
     for n in wanted:
@@ -809,31 +823,13 @@ def main(argv: list[str] | None = None) -> int:
         return [n for n in SCENARIO_CONTENDERS[scn] if n in wanted and n not in skipped]
 
     def measure(scn: str, name: str, env: dict[str, str], lg: list[str], tag: str, timeout: float):
-        """One measurement; redone (at most --retries times) while other processes
-        used more than --max-other % of a core during its window."""
-        best: dict[str, Any] | None = None
-        for attempt in range(1 + max(0, args.retries)):
-            busy = wait_quiet(args.quiet_wait, args.quiet_below)
-            log(
-                f"[{time.monotonic() - t_start:6.0f}s] {tag}: {name}  (machine busy {busy:.0f}%)"
-                + (f" retry {attempt}" if attempt else "")
-            )
-            try:
-                with Server(name, env, logdir, tag) as srv:
-                    m = run_loadgen(srv, lg, timeout)
-            except Exception as e:
-                m = {"error": repr(e)}
-            m["busy_before_pct"] = busy
-            m["attempt"] = attempt
-            other = other_cpu_pct(m)
-            m["other_cpu_pct"] = other
-            if best is None or (other is not None and other < (best.get("other_cpu_pct") or 1e9)):
-                best = m
-            if other is None or args.max_other is None or other <= args.max_other:
-                break
-            log(f"    other processes used {other:.0f}% of a core in the window: noisy")
-        assert best is not None
-        return best
+        def once() -> dict[str, Any]:
+            with Server(name, env, logdir, tag) as srv:
+                m = run_loadgen(srv, lg, timeout)
+            m["other_cpu_pct"] = other_cpu_pct(m)
+            return m
+
+        return quietest(once, args, lambda: f"[{time.monotonic() - t_start:6.0f}s] {tag}: {name} ")
 
     try:
         for scn in scenarios:
@@ -914,21 +910,45 @@ def main(argv: list[str] | None = None) -> int:
                 tables.append(render_slow(res, slow_dur))
                 print(tables[-1] + "\n", flush=True)
     finally:
-        report["elapsed_s"] = time.monotonic() - t_start
-        report["tables"] = tables
-        out_path.write_text(json.dumps(report, indent=1, default=str))
-        log(f"results: {out_path}  (server logs: {logdir})")
-    print("=" * 100)
-    print(
+        save(report, tables, out_path, logdir, t_start)
+    print_tables(
         f"quartdash bench {report['date']}  runs={runs}  lg procs={args.procs}  "
         f"window={duration:g}s after {warmup:g}s warm-up  "
-        "(medians over runs; qd/x = quartdash / this row, taken per run)"
+        "(medians over runs; qd/x = quartdash / this row, taken per run)",
+        skipped, tables,
     )
+    return 0
+
+
+def result_paths(out: str | None, prefix: str = "") -> tuple[Path, Path]:
+    """Where results go: ``out``, or bench/results/<prefix><date>.json (with the
+    time added when that exists); and a new folder for the logs."""
+    now = dt.datetime.now()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    logdir = RESULTS / "logs" / f"{prefix}{now:%Y-%m-%dT%H%M%S}"
+    logdir.mkdir(parents=True, exist_ok=True)
+    path = Path(out) if out else RESULTS / f"{prefix}{now:%Y-%m-%d}.json"
+    if path.exists() and not out:
+        path = RESULTS / f"{prefix}{now:%Y-%m-%d-%H%M%S}.json"
+    return path, logdir
+
+
+def save(report: dict[str, Any], tables: list[str], path: Path, logdir: Path,
+         t_start: float) -> None:
+    """Write the results JSON (with the tables and the time it all took)."""
+    report["elapsed_s"] = time.monotonic() - t_start
+    report["tables"] = tables
+    path.write_text(json.dumps(report, indent=1, default=str))
+    log(f"results: {path}  (server logs: {logdir})")
+
+
+def print_tables(header: str, skipped: dict[str, str], tables: list[str]) -> None:
+    print("=" * 100)
+    print(header)
     for n, why in skipped.items():
         print(f"skipped {n}: {why}")
     print()
     print("\n\n".join(tables))
-    return 0
 
 
 def strip(m: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,14 @@ Environment:
   BENCH_STOP_AFTER  seconds after which a pushing loop stops (default 0 = never);
                     the slow-client scenario uses it to know the producer's last
   BENCH_MAX_GETPROP cap on get_prop round trips per echo request (default 100000)
+  BENCH_PATCH       1: push each value as ``Patch().append(value)`` instead of
+                    replacing ``children`` (a stream nothing may coalesce away:
+                    bench/resume.py counts every value)
+  BENCH_PRODUCER_ID 1: tag each value with its producer (``"p"``: which run of
+                    the persistent callback in this process made it) and keep
+                    every producer's renderer and last seq, served as
+                    ``producers`` by ``/_bench/stats`` (bench/resume.py counts
+                    what each tab was sent against what it applied)
 """
 
 from __future__ import annotations
@@ -19,11 +27,14 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 HZ = float(os.environ.get("BENCH_HZ", "10"))
 IDLE_SLEEP = float(os.environ.get("BENCH_IDLE_SLEEP", "5"))
 STOP_AFTER = float(os.environ.get("BENCH_STOP_AFTER", "0"))
 MAX_GETPROP = int(os.environ.get("BENCH_MAX_GETPROP", "100000"))
+PATCH = os.environ.get("BENCH_PATCH", "0") == "1"
+PRODUCER_ID = os.environ.get("BENCH_PRODUCER_ID", "0") == "1"
 
 LIVE_ID = "live"
 
@@ -39,8 +50,16 @@ STATS: dict[str, float] = {
 }
 
 
-def stats() -> dict[str, float]:
-    return dict(STATS)
+# BENCH_PRODUCER_ID=1: producer id -> [the renderer it pushes to, the last seq
+# it produced (= how many)].
+PRODUCERS: dict[int, list] = {}
+
+
+def stats() -> dict[str, Any]:
+    out: dict[str, Any] = dict(STATS)
+    if PRODUCER_ID:
+        out["producers"] = PRODUCERS
+    return out
 
 
 def payload(seq: int) -> dict:
@@ -52,8 +71,35 @@ def payload(seq: int) -> dict:
     return {"t": t, "seq": seq}
 
 
-async def ticks(is_shutdown: Callable[[], bool]) -> AsyncIterator[int]:
-    """Yield 1, 2, 3, ... at HZ per second until ``is_shutdown()``.
+def renderer_of(ws: Any) -> str:
+    """The renderer (tab) a WebSocket callback runs for: quartdash's
+    ``ctx.websocket.renderer_id``, Dash's private ``_renderer_id``."""
+    return str(getattr(ws, "renderer_id", None) or getattr(ws, "_renderer_id", ""))
+
+
+def patch_json(value: Any) -> dict:
+    """What Dash sends for ``Patch().append(value)`` (for apps without Dash)."""
+    return {
+        "__dash_patch_update": "__dash_patch_update",
+        "operations": [{"operation": "Append", "location": [], "params": {"value": value}}],
+    }
+
+
+def dash_append(value: Any) -> Any:
+    """``Patch().append(value)``: what the Dash-based apps push with BENCH_PATCH=1."""
+    from dash import Patch
+
+    patch = Patch()
+    patch.append(value)
+    return patch
+
+
+async def values(is_shutdown: Callable[[], bool], patch: Callable[[Any], Any] = patch_json,
+                 renderer: str = "") -> AsyncIterator[Any]:
+    """Yield what the live callback pushes into ``live.children``, at HZ per
+    second until ``is_shutdown()``: :func:`payload` of 1, 2, 3, ..., or with
+    BENCH_PATCH=1 ``patch(payload)`` (a Dash ``Patch`` appending it).
+    ``renderer``: the tab it pushes to (recorded with BENCH_PRODUCER_ID=1).
 
     Deadline-paced (no drift), never bursts to catch up: a late tick moves
     the schedule instead.  With HZ == 0 yields nothing and just sleeps until
@@ -61,6 +107,9 @@ async def ticks(is_shutdown: Callable[[], bool]) -> AsyncIterator[int]:
     """
     STATS["active"] += 1
     STATS["started"] += 1
+    producer = int(STATS["started"])
+    record = PRODUCERS.setdefault(producer, [renderer, 0]) if PRODUCER_ID else None
+    wrap = patch if PATCH else None
     try:
         if HZ <= 0:
             while not is_shutdown():  # noqa: ASYNC110 (the seed's idiom)
@@ -76,7 +125,11 @@ async def ticks(is_shutdown: Callable[[], bool]) -> AsyncIterator[int]:
             if now >= stop_at:
                 break
             seq += 1
-            yield seq
+            value = payload(seq)
+            if record is not None:
+                record[1] = seq
+                value["p"] = producer
+            yield value if wrap is None else wrap(value)
             nxt += period
             now = loop.time()
             if nxt > now:

@@ -17,8 +17,9 @@ app.layout = common.dash_layout()
 @callback(persistent=True)
 async def live():
     ws = ctx.websocket
-    async for seq in common.ticks(lambda: ws.is_shutdown):
-        set_props(common.LIVE_ID, {"children": common.payload(seq)})
+    who = common.renderer_of(ws)
+    async for value in common.values(lambda: ws.is_shutdown, common.dash_append, who):
+        set_props(common.LIVE_ID, {"children": value})
 
 
 @callback(Output("echo-out", "children"), Input("btn", "n_clicks"), prevent_initial_call=True)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 
 import _common as common
 from dash import Input, Output, callback, ctx, set_props
 
-from quartdash import Dash
+from quartdash import Dash, signals
 
 app = Dash(
     __name__,
@@ -24,6 +25,9 @@ app = Dash(
     # The default flood limit (200 unsolicited messages/s): answers to
     # get_prop do not count, so scenario (b) runs with it as shipped.
     websocket_max_messages_per_second=int(os.environ.get("BENCH_MAX_MSGS_PER_S", "200")),
+    # How long a dropped session waits for its client (bench/resume.py); 30 s
+    # is quartdash's default, 0 turns resume off.
+    websocket_resume_timeout=float(os.environ.get("BENCH_RESUME_TIMEOUT", "30")),
 )
 app.layout = common.dash_layout()
 
@@ -31,8 +35,9 @@ app.layout = common.dash_layout()
 @callback(persistent=True)
 async def live():
     ws = ctx.websocket
-    async for seq in common.ticks(lambda: ws.is_shutdown):
-        set_props(common.LIVE_ID, {"children": common.payload(seq)})
+    who = common.renderer_of(ws)
+    async for value in common.values(lambda: ws.is_shutdown, common.dash_append, who):
+        set_props(common.LIVE_ID, {"children": value})
 
 
 @callback(Output("echo-out", "children"), Input("btn", "n_clicks"), prevent_initial_call=True)
@@ -54,6 +59,27 @@ def http_cb(n_clicks):
 asgi = app.asgi  # the Quart app
 
 
+# What the server saw of resumes (bench/resume.py): sessions detached,
+# resumed (and the messages replayed), resumes refused.
+RESUME = Counter()
+
+
+def _count(what: str):
+    def receiver(sender, **kw):
+        RESUME[what] += 1
+        RESUME["replayed"] += kw.get("replayed", 0)
+
+    return receiver
+
+
+for _signal, _what in ((signals.session_detached, "detached"),
+                       (signals.session_resumed, "resumed"),
+                       (signals.resume_failed, "resume_failed")):
+    _signal.connect(_count(_what), sender=app.live, weak=False)
+
+
 @asgi.route("/_bench/stats")
 async def bench_stats():
-    return {**common.stats(), "time": time.time()}
+    states = Counter(s.state.value for s in app.live.sessions)
+    return {**common.stats(), "time": time.time(), "resume": dict(RESUME),
+            "session_states": dict(states)}

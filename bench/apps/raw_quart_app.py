@@ -107,15 +107,12 @@ async def ws_callback():
         await ws.send(orjson.dumps(msg).decode())
 
     async def push(renderer_id: str) -> None:
-        async for seq in common.ticks(lambda: closed):
+        async for value in common.values(lambda: closed, renderer=renderer_id):
             await send(
                 {
                     "type": "set_props",
                     "rendererId": renderer_id,
-                    "payload": {
-                        "componentId": common.LIVE_ID,
-                        "props": {"children": common.payload(seq)},
-                    },
+                    "payload": {"componentId": common.LIVE_ID, "props": {"children": value}},
                 }
             )
 

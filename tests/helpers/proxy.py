@@ -31,8 +31,10 @@ class FaultProxy:
         self._flowing.set()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> FaultProxy:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+    async def start(self, backlog: int = 100) -> FaultProxy:
+        """Listen on a free port; ``backlog``: connections the kernel queues
+        before we accept them (many clients reconnecting at once need more)."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=backlog)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
