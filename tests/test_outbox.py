@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from quartdash.wire import protocol
 from quartdash.wire.outbox import Outbox, OutboxOverflow
 
 KEY = ("r1", "out", "children")
@@ -135,3 +136,25 @@ def test_a_closed_outbox_refuses_events() -> None:
     box = Outbox(max_pending=10)
     box.close()
     assert not box.push_event(b"e", 100)
+
+
+def test_a_waiting_frame_holds_about_its_own_length() -> None:
+    # The byte budgets count len(frame); orjson's own bytes would hold 4 KB
+    # and more for a 200-byte frame (ijl/orjson#483).
+    import tracemalloc
+
+    from dash import Patch
+
+    patch = Patch()
+    patch.append({"t": 1.0, "seq": 2})
+    protocol.set_props_frame("r1", "live", {"children": patch})  # first-call allocations
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        frames = [protocol.set_props_frame("r1", "live", {"children": patch})
+                  for _ in range(500)]
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    held = sum(stat.size_diff for stat in after.compare_to(before, "lineno")) / len(frames)
+    assert held < 2 * len(frames[0]) + 64, (held, len(frames[0]))

@@ -406,7 +406,11 @@ def _default(obj: Any) -> Any:
 def dumps(obj: Any) -> bytes:
     """Encode to JSON bytes: orjson fast path, Dash's own encoder as fallback."""
     try:
-        return orjson.dumps(obj, default=_default, option=_OPTIONS)
+        data = orjson.dumps(obj, default=_default, option=_OPTIONS)
+        # orjson's bytes keep the capacity they were built in (4 KB and up,
+        # ijl/orjson#483): a copy holds just the frame, so a waiting frame
+        # costs what the byte budgets count.
+        return bytes(memoryview(data))
     except TypeError:
         # Rare values (pandas objects, dates inside components...) take the
         # slow but complete plotly encoder, the one Dash itself uses.
