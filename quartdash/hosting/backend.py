@@ -218,6 +218,7 @@ class QuartdashServer(BaseDashServer[Any]):
         self.live: LiveApp | None = None  # set by the front door before init_app
         self.error_mode = "hide"  # "hide" | "prune" | "raise" (debug tracebacks)
         self.timing = False
+        self._setup_server: Callable[[], Any] | None = None  # Dash's, until it has run
         self._suite_cache: dict[tuple[str, str], tuple[bytes, str]] = {}
 
     # -- creation -------------------------------------------------------------
@@ -401,6 +402,12 @@ class QuartdashServer(BaseDashServer[Any]):
     # -- hooks and errors -----------------------------------------------------
 
     def before_request(self, func: Callable[..., Any]) -> None:
+        if (getattr(func, "__name__", None) == "_setup_server"
+                and getattr(func, "__self__", None) is self.dash_app):
+            # Dash's once-per-app setup: run by the hook every request already
+            # passes (register_error_handlers), not a hook of its own.
+            self._setup_server = func
+            return
         self.scaffold.before_request(_inline(func, self))
 
     def after_request(self, func: Callable[..., Any]) -> None:
@@ -420,10 +427,17 @@ class QuartdashServer(BaseDashServer[Any]):
         # browser from reading it as HTML (docs/security.md).
 
         @scaffold.before_request
-        async def check_host() -> Response | None:
+        async def before() -> Response | None:
+            # One hook, not three: each costs every request.
             assert self.live is not None
             if host_problem(request.headers.get("host"), self.live.config.allowed_hosts):
                 return plain_error(400, "Bad Request: host not allowed")
+            if self.timing:
+                g.timing_information = {"__dash_server": {"dur": time.time(), "desc": None}}
+            if self._setup_server is not None:
+                dash_internals.set_current_app(self.dash_app)
+                self._setup_server()
+                self._setup_server = None  # done (Dash's own flag says so too)
             return None
 
         @scaffold.errorhandler(PreventUpdate)
@@ -449,11 +463,6 @@ class QuartdashServer(BaseDashServer[Any]):
             page = debug_error_page(error, prune=self.error_mode == "prune")
             return Response(page, status=500, content_type="text/html; charset=utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})
-
-        @scaffold.before_request
-        async def start_timing() -> None:
-            if self.timing:
-                g.timing_information = {"__dash_server": {"dur": time.time(), "desc": None}}
 
         @scaffold.after_request
         async def server_timing(response: Response) -> Response:
