@@ -287,9 +287,9 @@ class CallbackPlan:
             "ignore_register_page": False,
         }, _Sources(body, request, dash_app, self._indices, body.get("changedPropIds", []),
                     policy))
-        hooks = di.custom_data_hooks(dash_app)
-        custom_data = ctx.custom_data = di.AttributeDict({})
-        for hook in hooks:
+        custom_data = di.AttributeDict({})
+        dict.__setitem__(ctx, "custom_data", custom_data)
+        for hook in di.custom_data_hooks(dash_app):
             custom_data[hook.data["namespace"]] = hook(ctx)
         di.set_callback_context(ctx)
         if d.has_output and self._plain_outputs is None:
@@ -301,6 +301,9 @@ class CallbackPlan:
         try:
             if self.is_async:
                 value = await di.invoke_marked_async(d.func, func_args, func_kwargs)
+            elif inline.runs_inline(d.callback_id):
+                value = inline.run_inline(
+                    d.callback_id, lambda: di.invoke_marked(d.func, func_args, func_kwargs))
             else:
                 value = await inline.run(
                     d.callback_id, lambda: di.invoke_marked(d.func, func_args, func_kwargs))
@@ -340,6 +343,11 @@ class CallbackPlan:
             if value is not None:
                 raise InvalidCallbackReturnValue(
                     f"No-output callback received return value: {value}")
+            return by_id
+        if not d.multi and self._plain_outputs is not None:
+            # One plain output (the common case): Dash's steps reduce to this.
+            if not di.is_no_update(value):
+                by_id[outputs_list["id"]] = {outputs_list["property"].partition("@")[0]: value}
             return by_id
         if not d.multi:
             value, specs = [value], [outputs_list]

@@ -50,17 +50,22 @@ class InlinePolicy:
         record = self._records.get(callback_id)
         return record is not None and record.inline
 
+    def run_inline(self, callback_id: str, call: Callable[[], Any]) -> Any:
+        """``call()`` on the loop, for a callback that :meth:`runs_inline`."""
+        record = self._records[callback_id]
+        start = time.perf_counter()
+        try:
+            return call()
+        finally:
+            self._ran_inline(callback_id, record, time.perf_counter() - start)
+
     async def run(self, callback_id: str, call: Callable[[], Any]) -> Any:
         """``call()`` where this callback runs now; its result or its exception."""
         record = self._records.get(callback_id)
         if record is None:
             record = self._records[callback_id] = _Record()
         if record.inline:
-            start = time.perf_counter()
-            try:
-                return call()
-            finally:
-                self._ran_inline(callback_id, record, time.perf_counter() - start)
+            return self.run_inline(callback_id, call)
         context = contextvars.copy_context()  # ctx, set_props, get_app() in the thread
 
         def timed() -> tuple[Any, float]:

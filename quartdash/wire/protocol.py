@@ -340,14 +340,19 @@ def _check_callback_payload(payload: Any, renderer_id: str, request_id: str) -> 
         if not isinstance(value, list):
             raise fail(f"field '{key}' must be a list")
         # Each entry names a component property ({"id", "property"[, "value"]}),
-        # or is a list of them (pattern-matching ALL / ALLSMALLER).
+        # or is a list of them (pattern-matching ALL / ALLSMALLER). Plain
+        # loops: this runs on every callback request.
         for entry in value:
-            if not all(_is_dependency(e) for e in (entry if isinstance(entry, list) else [entry])):
-                raise fail(f"field '{key}' holds an entry without a string or object 'id' "
-                           "and a string 'property'")
+            for item in entry if isinstance(entry, list) else (entry,):
+                if not _is_dependency(item):
+                    raise fail(f"field '{key}' holds an entry without a string or object "
+                               "'id' and a string 'property'")
     changed = payload.get("changedPropIds", [])
-    if not isinstance(changed, list) or not all(isinstance(p, str) for p in changed):
+    if not isinstance(changed, list):
         raise fail("field 'changedPropIds' must be a list of strings")
+    for prop_id in changed:
+        if not isinstance(prop_id, str):
+            raise fail("field 'changedPropIds' must be a list of strings")
 
 
 _ID_VALUES: Final = (str, int, float, bool)
