@@ -76,6 +76,20 @@ HEARTBEAT_INTERVAL = 30.0
 WS_PATH = "/_dash-ws-callback"
 
 
+def http_body(output: str) -> bytes:
+    """The request dash-renderer posts for a bench app's HTTP callback
+    (``http-out.children``: the trivial one; ``fig.figure``: the figure)."""
+    component, prop = output.split(".")
+    button = "http-btn" if component == "http-out" else "fig-btn"
+    return orjson.dumps({
+        "output": output,
+        "outputs": {"id": component, "property": prop},
+        "inputs": [{"id": button, "property": "n_clicks", "value": 1}],
+        "changedPropIds": [f"{button}.n_clicks"],
+        "state": [],
+    })
+
+
 def log(*parts: object) -> None:
     print("[loadgen]", *parts, file=sys.stderr, flush=True)
 
@@ -708,15 +722,7 @@ class Worker:
         probe = asyncio.ensure_future(self.lag_probe())
         slow_result: dict[str, Any] = {}
         if mode == "http":
-            body = _dumps(
-                {
-                    "output": "http-out.children",
-                    "outputs": {"id": "http-out", "property": "children"},
-                    "inputs": [{"id": "http-btn", "property": "n_clicks", "value": 1}],
-                    "changedPropIds": ["http-btn.n_clicks"],
-                    "state": [],
-                }
-            )
+            body = http_body(args.http_output)
             conns = max(1, args.http_conns // args.procs)
             res = await asyncio.gather(
                 *(self.http_conn(t1, body) for _ in range(conns)), return_exceptions=True
@@ -1023,6 +1029,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--uvloop", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--getprop-k", type=int, default=100, help="get_prop round trips per echo")
     ap.add_argument("--http-conns", type=int, default=16)
+    ap.add_argument("--http-output", default="http-out.children",
+                    help="the HTTP callback to post: http-out.children or fig.figure")
     ap.add_argument("--slow-fps", type=float, default=10.0)
     ap.add_argument("--slow-rcvbuf", type=int, default=4096)
     ap.add_argument("--drain-timeout", type=float, default=30.0)

@@ -57,6 +57,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import wrk
+from loadgen import http_body
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -77,11 +79,15 @@ SCENARIO_CONTENDERS = {
     "a": WS_CONTENDERS,
     "b": WS_CONTENDERS,
     "c": [QD, "raw", "dash-quart", "dash-fastapi", "dash-flask"],
+    "cfig": [QD, "raw", "dash-quart", "dash-fastapi", "dash-flask"],
     "d": WS_CONTENDERS,
     "slow": WS_CONTENDERS,
 }
 OTHERS = ["raw", "dash-quart", "dash-fastapi", "dash-flask"]
 SERVERS = ("hypercorn", "uvicorn", "granian")
+# The HTTP scenarios and the callback output each one posts.
+HTTP_SCENARIOS = {"c": "http-out.children", "cfig": "fig.figure"}
+
 ON_EVERY_SERVER = [QD, "raw"]  # the contenders --servers runs on each server
 
 
@@ -471,7 +477,7 @@ def metrics(scn: str, m: dict[str, Any], hz: float, sessions: int) -> dict[str, 
             callback_p50_ms=r.get("callback_p50_ms"),
             cpu_ms_per_1k=cpu * 1e6 / (rate * dur) if rate else None,
         )
-    elif scn == "c":
+    elif scn in HTTP_SCENARIOS:
         rate = r.get("http_per_s", 0.0)
         out.update(
             per_s=rate,
@@ -606,12 +612,14 @@ RATIOS = {
     ],
     "b": [("rt/s", "per_s"), ("p50", "p50_ms"), ("ms/1k", "cpu_ms_per_1k")],
     "c": [("req/s", "per_s"), ("p50", "p50_ms"), ("ms/1k", "cpu_ms_per_1k")],
+    "cfig": [("req/s", "per_s"), ("p50", "p50_ms"), ("ms/1k", "cpu_ms_per_1k")],
     "d": [("KB/sess", "rss_kb_per_session"), ("idle cpu", "idle_cpu_pct")],
 }
 TITLES = {
     "a": "(a) N sessions x {hz:g} Hz pushes from a persistent callback",
     "b": "(b) one session, get_prop round trips ({k} per callback request)",
     "c": "(c) HTTP callback requests/s (POST /_dash-update-component, {conns} keep-alive conns)",
+    "cfig": "(cfig) HTTP callback returning a 1,000-point figure, requests/s ({conns} conns)",
     "d": "(d) {n} connected sessions, persistent callback sleeping",
 }
 
@@ -730,6 +738,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle-sessions", type=int, default=None, help="N for (d), default 10000")
     ap.add_argument("--getprop-k", type=int, default=100)
     ap.add_argument("--http-conns", type=int, default=16)
+    ap.add_argument("--http-driver", choices=["wrk", "loadgen"], default="wrk",
+                    help="HTTP load driver for c and cfig (wrk: installed if missing, as root)")
     ap.add_argument("--slow-duration", type=float, default=None, help="default 60 (quick 15)")
     ap.add_argument("--client", choices=["raw", "websockets"], default="raw")
     ap.add_argument("--out", default=None, help="JSON results file")
@@ -825,7 +835,12 @@ def main(argv: list[str] | None = None) -> int:
     def measure(scn: str, name: str, env: dict[str, str], lg: list[str], tag: str, timeout: float):
         def once() -> dict[str, Any]:
             with Server(name, env, logdir, tag) as srv:
-                m = run_loadgen(srv, lg, timeout)
+                if scn in HTTP_SCENARIOS and args.http_driver == "wrk":
+                    m = wrk.run(srv.url, http_body(HTTP_SCENARIOS[scn]), args.http_conns,
+                                warmup, duration, sample, srv.proc.pid,  # type: ignore[union-attr]
+                                srv.stats, timeout)
+                else:
+                    m = run_loadgen(srv, lg, timeout)
             m["other_cpu_pct"] = other_cpu_pct(m)
             return m
 
@@ -857,7 +872,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     print(tables[-1] + "\n", flush=True)
                 report["scenarios"]["a"] = per_n
-            elif scn in ("b", "c", "d"):
+            elif scn in ("b", "c", "cfig", "d"):
                 runs_res = []
                 for run in range(runs):
                     row = {}
@@ -867,10 +882,11 @@ def main(argv: list[str] | None = None) -> int:
                             lg = [*common_lg, "--scenario", "getprop", "--getprop-k",
                                   str(args.getprop_k)]  # fmt: skip
                             n_sess = 1
-                        elif scn == "c":
+                        elif scn in HTTP_SCENARIOS:
                             env = {"BENCH_HZ": "0"}
                             lg = [*common_lg, "--scenario", "http", "--http-conns",
-                                  str(args.http_conns)]  # fmt: skip
+                                  str(args.http_conns), "--http-output",
+                                  HTTP_SCENARIOS[scn]]  # fmt: skip
                             n_sess = 0
                         else:
                             env = {"BENCH_HZ": "0"}

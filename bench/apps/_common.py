@@ -153,6 +153,30 @@ def getprop_count(n_clicks: object) -> int:
     return max(1, min(k, MAX_GETPROP))
 
 
+FIGURE_POINTS = 1000
+
+
+def figure(n_clicks: object):
+    """The 1,000-point figure the figure callback (scenario cfig) returns."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    x = np.arange(FIGURE_POINTS)
+    shift = n_clicks if isinstance(n_clicks, int) else 0
+    return go.Figure(go.Scatter(x=x, y=np.sin(x / 50.0 + shift), mode="lines"))
+
+
+def add_figure_callback() -> None:
+    """The HTTP callback returning :func:`figure`, registered with ``dash.callback``
+    (every Dash-based contender picks it up when its app is set up)."""
+    from dash import Input, Output, callback
+
+    @callback(Output("fig", "figure"), Input("fig-btn", "n_clicks"))
+    def http_fig(n_clicks):
+        STATS["http"] += 1
+        return figure(n_clicks)
+
+
 def dash_layout():
     """The layout shared by every Dash-based contender."""
     from dash import dcc, html
@@ -165,5 +189,7 @@ def dash_layout():
             html.Div(id="echo-out"),
             html.Button("http", id="http-btn"),
             html.Div(id="http-out"),
+            html.Button("figure", id="fig-btn"),
+            dcc.Graph(id="fig"),
         ]
     )

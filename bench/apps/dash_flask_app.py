@@ -22,6 +22,9 @@ def http_cb(n_clicks):
     return f"clicked {n_clicks}"
 
 
+common.add_figure_callback()
+
+
 wsgi = app.server
 
 

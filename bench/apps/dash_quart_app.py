@@ -38,6 +38,9 @@ def http_cb(n_clicks):
     return f"clicked {n_clicks}"
 
 
+common.add_figure_callback()
+
+
 asgi = app.server
 
 

@@ -25,6 +25,8 @@ app = Dash(
     # The default flood limit (200 unsolicited messages/s): answers to
     # get_prop do not count, so scenario (b) runs with it as shipped.
     websocket_max_messages_per_second=int(os.environ.get("BENCH_MAX_MSGS_PER_S", "200")),
+    # def HTTP callbacks on the event loop once proven fast (docs/deployment.md)
+    inline_threshold=float(os.environ.get("BENCH_INLINE_THRESHOLD", "0.001")),
     # How long a dropped session waits for its client (bench/resume.py); 30 s
     # is quartdash's default, 0 turns resume off.
     websocket_resume_timeout=float(os.environ.get("BENCH_RESUME_TIMEOUT", "30")),
@@ -54,6 +56,9 @@ async def echo(n_clicks):
 def http_cb(n_clicks):
     common.STATS["http"] += 1
     return f"clicked {n_clicks}"
+
+
+common.add_figure_callback()
 
 
 asgi = app.asgi  # the Quart app

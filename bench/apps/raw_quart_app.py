@@ -30,6 +30,7 @@ from quart import Quart, Response, request, websocket
 PERSISTENT_ID = "..raw-live.."
 ECHO_ID = "echo-out.children"
 HTTP_ID = "http-out.children"
+FIGURE_ID = "fig.figure"
 
 asgi = Quart(__name__)
 
@@ -52,6 +53,16 @@ DEPENDENCIES = [
         "prevent_initial_call": True,
         "no_output": False,
         "websocket": True,
+        "persistent": False,
+    },
+    {
+        "output": FIGURE_ID,
+        "inputs": [{"id": "fig-btn", "property": "n_clicks"}],
+        "state": [],
+        "clientside_function": None,
+        "prevent_initial_call": False,
+        "no_output": False,
+        "websocket": False,
         "persistent": False,
     },
     {
@@ -81,6 +92,12 @@ async def update_component():
     body = orjson.loads(await request.get_data())
     n = body["inputs"][0].get("value")
     common.STATS["http"] += 1
+    if body["output"] == FIGURE_ID:  # what a Quart developer would write: orjson, numpy on
+        figure = common.figure(n)
+        return Response(orjson.dumps({"multi": True, "response": {"fig": {"figure": figure}}},
+                                     default=lambda obj: obj.to_plotly_json(),
+                                     option=orjson.OPT_SERIALIZE_NUMPY),
+                        content_type="application/json")
     return _json({"multi": True, "response": {"http-out": {"children": f"clicked {n}"}}})
 
 
