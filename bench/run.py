@@ -592,6 +592,15 @@ COLUMNS = {
         ("lg cpu%", "lg_cpu_pct", 0),
         ("other%", "other_cpu_pct", 0),
     ],
+    "cfig": [
+        ("req/s", "per_s", 0),
+        ("p50 ms", "p50_ms", 2),
+        ("p99 ms", "p99_ms", 2),
+        ("srv ms/1k", "cpu_ms_per_1k", 1),
+        ("srv cpu%", "server_cpu_pct", 0),
+        ("lg cpu%", "lg_cpu_pct", 0),
+        ("other%", "other_cpu_pct", 0),
+    ],
     "d": [
         ("connected", "sessions", 0),
         ("cb running", "server_active", 0),
