@@ -112,6 +112,26 @@ def add_servers(servers: list[str]) -> None:
                     names.insert(at, name)
 
 
+def add_baseline(spec: str) -> str:
+    """Register ``quartdash-<label>``: quartdash as another checkout has it
+    (``DIR`` or ``DIR:label``; e.g. a git worktree of an older commit), on
+    hypercorn, in every scenario right after quartdash, so one run compares
+    before and after."""
+    path, _, label = spec.partition(":")
+    root = Path(path).resolve()
+    if not (root / "quartdash").is_dir() or not (root / "bench" / "apps").is_dir():
+        raise ValueError(f"--baseline {path}: not a quartdash checkout with bench/apps")
+    if not label:
+        label = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                               capture_output=True, text=True, check=False).stdout.strip()
+    name = f"{QD}-{label or 'baseline'}"
+    CONTENDERS[name] = {**CONTENDERS[QD], "root": str(root)}
+    for names in SCENARIO_CONTENDERS.values():
+        if QD in names and name not in names:
+            names.insert(names.index(QD) + 1, name)
+    return name
+
+
 def reference(name: str) -> str:
     """The row a contender's qd/x ratios compare with: quartdash on the same server."""
     base, _, server = name.partition("@")
@@ -140,10 +160,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def server_env(extra: dict[str, str]) -> dict[str, str]:
+def apps_dir(name: str | None = None) -> Path:
+    """Where a contender's app module lives: bench/apps of its checkout."""
+    root = CONTENDERS[name].get("root") if name else None
+    return Path(root) / "bench" / "apps" if root else APPS
+
+
+def server_env(extra: dict[str, str], name: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    # A --baseline contender imports its own checkout's quartdash, ahead of ours.
+    root = CONTENDERS[name].get("root") if name else None
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(APPS), str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+        [str(apps_dir(name)), str(root or ROOT)]
+        + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     )
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
@@ -183,8 +212,8 @@ def import_problem(name: str) -> str | None:
     try:
         p = subprocess.run(
             [PY, "-c", f"import {mod}, {server}"],
-            cwd=APPS,
-            env=server_env({"BENCH_HZ": "0"}),
+            cwd=apps_dir(name),
+            env=server_env({"BENCH_HZ": "0"}, name),
             capture_output=True,
             text=True,
             timeout=120,
@@ -293,14 +322,14 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.logfile = logdir / f"{tag}-{name}.log"
-        self.env = server_env(env)
+        self.env = server_env(env, name)
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> Server:
         self._log = open(self.logfile, "w")
         self.proc = subprocess.Popen(
             server_cmd(self.name, self.port),
-            cwd=APPS,
+            cwd=apps_dir(self.name),
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -738,6 +767,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=None, help="runs per measurement (default 3)")
     ap.add_argument("--sizes", default=None, help="N for (a), default 100,1000,3000")
     ap.add_argument("--contenders", default=None, help="comma list (default: all that import)")
+    ap.add_argument("--baseline", action="append", default=[],
+                    help="DIR[:label]: also run quartdash from that checkout (before/after)")
     ap.add_argument("--servers", default="hypercorn",
                     help="comma list of hypercorn,uvicorn,granian: quartdash and raw on each")
     ap.add_argument("--hz", type=float, default=10.0, help="pushes per session per second (a)")
@@ -787,6 +818,8 @@ def main(argv: list[str] | None = None) -> int:
     slow_dur = args.slow_duration or (15.0 if q else 60.0)
     try:
         add_servers([x.strip() for x in args.servers.split(",") if x.strip()])
+        for spec in args.baseline:
+            add_baseline(spec)
     except ValueError as error:
         ap.error(str(error))
     wanted = args.contenders.split(",") if args.contenders else list(CONTENDERS)
