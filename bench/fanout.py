@@ -52,6 +52,7 @@ import tempfile
 import time
 import urllib.request
 from array import array
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -321,36 +322,34 @@ class Redis:
 
 
 class Server:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    """hypercorn serving ``target`` (a ``module:factory()``) on a free loopback
+    port, in its own process group; the other bench scripts use it too."""
+
+    def __init__(self, env: dict[str, str], log: Path, target: str = "bench.fanout:create_app()",
+                 stats_path: str = "/_fanout/stats", extra_args: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.log = log
+        self.stats_path = stats_path
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "hypercorn",
-                    "--bind",
-                    f"{LOOPBACK}:{self.port}",
-                    "--graceful-timeout",
-                    "2",
-                    "bench.fanout:create_app()",
-                ],
-                cwd=REPO,
-                env={**os.environ, "PYTHONPATH": str(REPO), **env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+                [sys.executable, "-m", "hypercorn", "--bind", f"{LOOPBACK}:{self.port}",
+                 "--graceful-timeout", "2", *extra_args, target],
+                cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **env},
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
         wait_until(lambda: bool(self.stats()), 30, f"server on {self.port}")
 
+    @property
+    def base(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
     def url(self, path: str) -> str:
-        return f"http://{LOOPBACK}:{self.port}{path}"
+        return self.base + path
 
     def stats(self) -> dict[str, Any]:
         if self.proc.poll() is not None:
             raise RuntimeError(f"server exited:\n{self.log.read_text()[-2000:]}")
-        return http_json(self.url("/_fanout/stats"), timeout=2)
+        return dict(http_json(self.url(self.stats_path), timeout=5))
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)

@@ -39,9 +39,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -52,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.fanout import LOOPBACK, Session, _frame, free_port, http_json, wait_until  # noqa: E402
+from bench.fanout import LOOPBACK, Server, Session, _frame, http_json, wait_until  # noqa: E402
 
 TABLE_ROWS = 10_000
 PARTS = ("events-one", "events-many", "path")
@@ -150,36 +148,6 @@ def create_app() -> Any:
 
 
 # ------------------------------------------------------------------------ the server
-
-
-class Server:
-    def __init__(self, log: Path) -> None:
-        self.port = free_port()
-        self.log = log
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hypercorn", "--bind", f"{LOOPBACK}:{self.port}",
-                 "--graceful-timeout", "2", "bench.live:create_app()"],
-                cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_until(lambda: bool(self.stats()), 30, f"server on {self.port}")
-
-    @property
-    def base(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    def stats(self) -> dict[str, Any]:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"server exited:\n{self.log.read_text()[-2000:]}")
-        return dict(http_json(self.base + "/_live/stats", timeout=5))
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
 
 
 def request(renderer: str, request_id: str, output: str,
@@ -430,7 +398,8 @@ def main() -> None:
         "settings": vars(args), "python": platform.python_version(),
         "machine": {"cpus": os.cpu_count(), "load_1m": os.getloadavg()[0]},
     }
-    server = Server(results_dir / f"live-{stamp}-server.log")
+    server = Server({}, results_dir / f"live-{stamp}-server.log", "bench.live:create_app()",
+                    "/_live/stats")
     try:
         if "events-one" in parts:
             report["events_one_tab"] = asyncio.run(events_one(server, args.events,

@@ -39,8 +39,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,7 +49,14 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.fanout import LOOPBACK, Redis, client_main, free_port, http_json, wait_until  # noqa: E402
+from bench.fanout import (  # noqa: E402
+    LOOPBACK,
+    Redis,
+    Server,
+    client_main,
+    http_json,
+    wait_until,
+)
 
 TOPIC = "bench-presence"
 
@@ -117,37 +122,6 @@ def create_app() -> Any:
 # ------------------------------------------------------------------------ the runner
 
 
-class Server:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.log = log
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hypercorn", "--bind", f"{LOOPBACK}:{self.port}",
-                 "--graceful-timeout", "2", "--backlog", "4096",
-                 "bench.presence:create_app()"],
-                cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **env},
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        wait_until(lambda: bool(self.stats()), 30, f"server on {self.port}")
-
-    def url(self, path: str) -> str:
-        return f"http://{LOOPBACK}:{self.port}{path}"
-
-    def stats(self) -> dict[str, Any]:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"server exited:\n{self.log.read_text()[-2000:]}")
-        return http_json(self.url("/_presence/stats"), timeout=5)
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-
 def redis_sample(redis: Redis) -> dict[str, Any]:
     stats = redis.client.info("commandstats")
     calls = {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
@@ -182,7 +156,8 @@ def run(args: argparse.Namespace, redis: Redis, workdir: Path, *, track: bool
            "PRESENCE_WATCH": "1" if args.watch else "0",
            "QUARTDASH_PRESENCE_TTL": str(args.ttl)}
     redis.client.flushall()
-    server = Server(env, workdir / f"server-{'track' if track else 'baseline'}.log")
+    server = Server(env, workdir / f"server-{'track' if track else 'baseline'}.log",
+                    "bench.presence:create_app()", "/_presence/stats", ("--backlog", "4096"))
     members = args.members
     result: dict[str, Any] = {"track": track}
     try:

@@ -621,15 +621,6 @@ COLUMNS = {
         ("lg cpu%", "lg_cpu_pct", 0),
         ("other%", "other_cpu_pct", 0),
     ],
-    "cfig": [
-        ("req/s", "per_s", 0),
-        ("p50 ms", "p50_ms", 2),
-        ("p99 ms", "p99_ms", 2),
-        ("srv ms/1k", "cpu_ms_per_1k", 1),
-        ("srv cpu%", "server_cpu_pct", 0),
-        ("lg cpu%", "lg_cpu_pct", 0),
-        ("other%", "other_cpu_pct", 0),
-    ],
     "d": [
         ("connected", "sessions", 0),
         ("cb running", "server_active", 0),
@@ -640,6 +631,7 @@ COLUMNS = {
         ("other%", "other_cpu_pct", 0),
     ],
 }
+COLUMNS["cfig"] = COLUMNS["c"]
 # ratio columns (quartdash / this row): which metrics
 RATIOS = {
     "a": [
@@ -650,9 +642,9 @@ RATIOS = {
     ],
     "b": [("rt/s", "per_s"), ("p50", "p50_ms"), ("ms/1k", "cpu_ms_per_1k")],
     "c": [("req/s", "per_s"), ("p50", "p50_ms"), ("ms/1k", "cpu_ms_per_1k")],
-    "cfig": [("req/s", "per_s"), ("p50", "p50_ms"), ("ms/1k", "cpu_ms_per_1k")],
     "d": [("KB/sess", "rss_kb_per_session"), ("idle cpu", "idle_cpu_pct")],
 }
+RATIOS["cfig"] = RATIOS["c"]
 TITLES = {
     "a": "(a) N sessions x {hz:g} Hz pushes from a persistent callback",
     "b": "(b) one session, get_prop round trips ({k} per callback request)",

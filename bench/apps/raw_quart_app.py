@@ -55,26 +55,16 @@ DEPENDENCIES = [
         "websocket": True,
         "persistent": False,
     },
-    {
-        "output": FIGURE_ID,
-        "inputs": [{"id": "fig-btn", "property": "n_clicks"}],
+    *({
+        "output": output,
+        "inputs": [{"id": button, "property": "n_clicks"}],
         "state": [],
         "clientside_function": None,
         "prevent_initial_call": False,
         "no_output": False,
         "websocket": False,
         "persistent": False,
-    },
-    {
-        "output": HTTP_ID,
-        "inputs": [{"id": "http-btn", "property": "n_clicks"}],
-        "state": [],
-        "clientside_function": None,
-        "prevent_initial_call": False,
-        "no_output": False,
-        "websocket": False,
-        "persistent": False,
-    },
+    } for output, button in ((HTTP_ID, "http-btn"), (FIGURE_ID, "fig-btn"))),
 ]
 
 
