@@ -84,14 +84,7 @@
       document.documentElement.setAttribute("data-quartdash-revoked",
                                             (payload && payload.reason) || "revoked");
     }
-    window.dispatchEvent(new CustomEvent("quartdash:" + name, { detail: payload }));
-    (handlers[name] || []).forEach(function (handler) {
-      try {
-        handler(payload);
-      } catch (err) {
-        console.error("[quartdash] a handler of", name, "failed:", err);
-      }
-    });
+    emitApp(name, payload);
   }
 
   function Wrapped(url, options) {
@@ -137,7 +130,8 @@
     return worker;
   }
 
-  // An app event: handlers and the DOM event only (no built-in reaction).
+  // The DOM event and the handlers: all an app event gets, and what
+  // quartdash's own events get after their built-in reaction.
   function emitApp(name, payload) {
     if (typeof name !== "string") return;
     window.dispatchEvent(new CustomEvent("quartdash:" + name, { detail: payload }));
