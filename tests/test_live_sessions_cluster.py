@@ -22,7 +22,7 @@ from playwright.async_api import BrowserContext, Page
 
 from quartdash.broadcast.presence import DEFAULT_TTL
 from quartdash.testing import DashClient, TestRenderer
-from tests.helpers import http_get, open_page
+from tests.helpers import from_every_worker, http_get, one_worker_held, open_page
 
 pytestmark = pytest.mark.redis
 
@@ -58,8 +58,12 @@ class Tab:
         self.user, self.client, self.tab, self.worker = user, client, tab, worker
 
 
-async def open_tab(server: Any, user: str) -> Tab:
+async def open_tab(server: Any, user: str, *, elsewhere: bool = False) -> Tab:
+    """``elsewhere``: away from the worker the kernel would pick for a request now."""
     client = DashClient(server.url, headers={"Cookie": f"user={user}"})
+    if elsewhere:
+        async with one_worker_held(server.http_url("/sessions")):
+            await client.connect()
     tab = await client.open_renderer()
     worker = int((await tab.wait_for_push("worker", "children"))[0].value)
     return Tab(user, client, tab, worker)
@@ -68,7 +72,7 @@ async def open_tab(server: Any, user: str) -> Tab:
 async def spread(server: Any, users: tuple[str, ...], per_worker: int = 1) -> list[Tab]:
     """Open tabs until each user has ``per_worker`` on each of the two workers."""
     tabs: list[Tab] = []
-    for _ in range(ATTEMPTS):
+    for attempt in range(ATTEMPTS):
         counts: dict[tuple[str, int], int] = {}
         for tab in tabs:
             counts[(tab.user, tab.worker)] = counts.get((tab.user, tab.worker), 0) + 1
@@ -78,7 +82,7 @@ async def spread(server: Any, users: tuple[str, ...], per_worker: int = 1) -> li
                                               for w in workers)]
         if not missing:
             return tabs
-        tabs.append(await open_tab(server, missing[0]))
+        tabs.append(await open_tab(server, missing[0], elsewhere=attempt % 2 == 1))
     await close_all(tabs)
     raise AssertionError(f"no spread over two workers in {ATTEMPTS} connections")
 
@@ -118,12 +122,9 @@ async def test_revoke_on_one_worker_closes_the_other_workers_sockets(serve_app: 
         entries = (await get(server, "/presence"))["entries"]
         assert {entry["meta"]["pid"] for entry in entries} == workers
         # Each worker lists its own sessions, with their identities.
-        listed: dict[int, set[str]] = {}
-        for _ in range(40):
-            answer = await get(server, "/sessions")
-            listed[answer["worker"]] = {s["identity"]["id"] for s in answer["sessions"]}
-            if len(listed) == 2:
-                break
+        answers = await from_every_worker(server.http_url("/sessions"), workers=2, key="worker")
+        listed = {worker: {s["identity"]["id"] for s in answer["sessions"]}
+                  for worker, answer in answers.items()}
         assert listed == {w: {"alice", "bob"} for w in workers}
 
         # Revoke alice on whichever worker takes the request.
@@ -218,13 +219,15 @@ def _events(tab: TestRenderer) -> list[dict[str, Any]]:
 
 async def relayed_out(server: Any) -> int:
     """Resumes relayed to another worker so far, both workers together."""
-    seen: dict[int, int] = {}
-    for _ in range(40):
-        answer = await get(server, "/relay")
-        seen[answer["worker"]] = answer["relayed_out"]
-        if len(seen) == 2:
-            return sum(seen.values())
-    raise AssertionError("only one worker answered")
+    answers = await from_every_worker(server.http_url("/relay"), workers=2, key="worker")
+    return sum(answer["relayed_out"] for answer in answers.values())
+
+
+async def resume(server: Any, client: DashClient, *, elsewhere: bool) -> str | None:
+    if not elsewhere:
+        return await client.resume()
+    async with one_worker_held(server.http_url("/sessions")):
+        return await client.resume()
 
 
 async def test_a_resume_on_another_worker_checks_the_identity(serve_app: Any,
@@ -236,10 +239,10 @@ async def test_a_resume_on_another_worker_checks_the_identity(serve_app: Any,
         await client.heartbeat()
         # The same identity resumes, wherever the new socket lands (the session
         # stays on its worker; another worker relays): until one was relayed.
-        for _ in range(20):
+        for attempt in range(20):
             before = await relayed_out(server)
             await client.drop()
-            assert await client.resume() is None
+            assert await resume(server, client, elsewhere=attempt % 2 == 1) is None
             result = await tab.call("me.children", inputs={"who.n_clicks": 1})
             assert result.output("me", "children") == "alice (user)"
             if await relayed_out(server) > before:
@@ -255,7 +258,7 @@ async def test_a_resume_on_another_worker_checks_the_identity(serve_app: Any,
             role = "admin" if attempt % 2 == 0 else "user"
             client.headers["X-Role"] = role
             await client.drop()
-            assert await client.resume() == "forbidden"
+            assert await resume(server, client, elsewhere=attempt % 4 >= 2) == "forbidden"
             pushes = len(tab.pushes_to("worker", "children"))
             await tab.join()  # the fresh session needs the tab again: be_here runs
             await client.wait_for(lambda n=pushes: len(tab.pushes_to("worker", "children")) > n,
@@ -290,8 +293,12 @@ async def test_a_revoked_browser_does_not_reconnect(serve_app: Any, redis_server
     server = serve_app(APP, env=env_of(redis_server), workers=2)
     # One browser of alice on each worker (a context is one SharedWorker: one socket).
     pages: dict[int, Page] = {}
-    for _ in range(30):
-        context, page, worker = await open_as(new_browser_context, server, "alice")
+    for attempt in range(30):
+        if attempt % 2 == 0:
+            context, page, worker = await open_as(new_browser_context, server, "alice")
+        else:
+            async with one_worker_held(server.http_url("/sessions"), hold=1.0):
+                context, page, worker = await open_as(new_browser_context, server, "alice")
         if worker in pages:
             await context.close()
             continue

@@ -12,13 +12,12 @@ the explicit signal; a holder that is gone reports ``unreachable``.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import pytest
 
 from quartdash.testing import DashClient
-from tests.helpers import http_get
+from tests.helpers import from_every_worker, one_worker_held
 from tests.helpers.proxy import FaultProxy
 from tests.test_resume import appended, exactly_counting
 
@@ -27,17 +26,10 @@ pytestmark = pytest.mark.redis
 APP = "tests.apps.resume_app:asgi"
 
 
-async def worker_stats(server: Any, tries: int = 40) -> dict[int, dict[str, Any]]:
-    """Every worker's stats (requests land on either worker: ask until both answered)."""
-    seen: dict[int, dict[str, Any]] = {}
-    for _ in range(tries):
-        response = await asyncio.to_thread(http_get, server.http_url("/_resume/stats"),
-                                           timeout=5)
-        stats = json.loads(response.body)
-        seen[stats["pid"]] = stats
-        if len(seen) == server.workers:
-            break
-    return seen
+async def worker_stats(server: Any) -> dict[int, dict[str, Any]]:
+    """Every worker's stats (requests land on either worker: both are asked)."""
+    return await from_every_worker(server.http_url("/_resume/stats"),
+                                   workers=server.workers, key="pid")
 
 
 def relays(stats: dict[int, dict[str, Any]]) -> dict[str, int]:
@@ -53,6 +45,14 @@ async def holder_pid(tab: Any) -> int:
     return int(result.output("holder", "children"))
 
 
+async def resume(server: Any, client: DashClient, *, elsewhere: bool) -> str | None:
+    """``elsewhere``: away from the worker the kernel would pick for a request now."""
+    if not elsewhere:
+        return await client.resume()
+    async with one_worker_held(server.http_url("/_resume/stats")):
+        return await client.resume()
+
+
 async def test_resumes_land_on_both_workers_and_lose_nothing(serve_app: Any,
                                                              redis_server: Any) -> None:
     server = serve_app(APP, env={"QUARTDASH_BROADCAST_URL": redis_server.url,
@@ -63,11 +63,11 @@ async def test_resumes_land_on_both_workers_and_lose_nothing(serve_app: Any,
         holder = await holder_pid(tab)
         pending = await tab.start("count-done.children", inputs={"count-btn.n_clicks": 1})
         relayed = local = 0
-        for _ in range(30):  # until both kinds happened (each ~50/50)
+        for attempt in range(30):  # until both kinds happened
             await asyncio.sleep(0.3)
             before = relays(await worker_stats(server))["relayed_out"]
             await client.drop()
-            assert await client.resume() is None
+            assert await resume(server, client, elsewhere=attempt % 2 == 1) is None
             after = relays(await worker_stats(server))["relayed_out"]
             relayed += after > before
             local += after == before
@@ -92,9 +92,9 @@ async def test_without_redis_another_worker_signals_the_loss(serve_app: Any) -> 
         tab = await client.open_renderer()
         holder = await holder_pid(tab)
         outcomes = set()
-        for _ in range(30):
+        for attempt in range(30):
             await client.drop()
-            reason = await client.resume()
+            reason = await resume(server, client, elsewhere=attempt % 2 == 1)
             outcomes.add(reason)
             if reason is not None:
                 assert reason == "unknown"

@@ -28,6 +28,7 @@ from typing import Any
 from dash import Input, Output, Patch, ctx, dcc, html, set_props
 
 from quartdash import Dash, signals
+from tests.apps._workers import allow_hold
 
 ENV = os.environ
 TICK = float(ENV.get("RESUME_TICK", "0.05"))
@@ -127,6 +128,7 @@ app.clientside_callback(
     Output("continuity", "children"), Input("_quartdash_continuity", "data"))
 
 asgi = app.asgi
+allow_hold(asgi, "/_resume/stats")
 
 
 def _resumed(sender: Any, **_: Any) -> None:

@@ -12,7 +12,8 @@ presence across ``hypercorn -w 2`` workers sharing one Redis
   presence events as they come.
 * HTTP: ``POST /revoke?user=U`` (``app.live.revoke``), ``GET /presence``,
   ``GET /sessions`` (this worker's ``list_sessions()``), ``GET /connects``,
-  ``GET /relay`` (this worker's resume relay counters).
+  ``GET /relay`` (this worker's resume relay counters); the last two take
+  ``?hold=`` (tests/apps/_workers.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dash import Input, Output, Patch, callback, ctx, dcc, html, set_props
 from quart import request
 
 from quartdash import Dash, Identity, broadcast
+from tests.apps._workers import allow_hold
 
 room = broadcast.Topic("room")
 REDIS_URL = os.environ.get("QUARTDASH_BROADCAST_URL", "")
@@ -87,6 +89,7 @@ async def watch(n: int) -> str:
 
 
 asgi = app.asgi
+allow_hold(asgi, "/sessions", "/relay")
 
 
 @asgi.post("/revoke")

@@ -1,6 +1,8 @@
 """Shared test helpers; the fixtures that use them live in tests/conftest.py.
 
-- net: ``free_port``, ``wait_until``, ``http_get`` / ``http_request`` (stdlib, blocking).
+- net: ``free_port``, ``wait_until``, ``http_get`` / ``http_request`` (stdlib, blocking),
+  ``from_every_worker`` (a stats endpoint of each ``-w 2`` worker),
+  ``one_worker_held`` (the next connection lands on another worker).
 - server: ``start_server`` / ``ServerProcess``: hypercorn (or ``server="uvicorn"`` /
   ``"granian"``) in a subprocess; ``SERVERS``; ``server_command``.
 - browser: Chromium launch options, ``open_page``, ``assert_no_console_errors``,
@@ -25,8 +27,10 @@ from .net import (
     LOOPBACK,
     HttpResponse,
     free_port,
+    from_every_worker,
     http_get,
     http_request,
+    one_worker_held,
     port_accepts,
     wait_until,
 )
@@ -59,10 +63,12 @@ __all__ = [
     "close_code",
     "first_push",
     "free_port",
+    "from_every_worker",
     "http_get",
     "http_request",
     "launch_chromium",
     "new_context",
+    "one_worker_held",
     "open_page",
     "open_session",
     "port_accepts",

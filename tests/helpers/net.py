@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 LOOPBACK = "127.0.0.1"
 
@@ -81,3 +85,43 @@ def http_request(
     except urllib.error.HTTPError as error:
         with error:
             return HttpResponse(error.code, dict(error.headers.items()), error.read())
+
+
+def _with_hold(url: str, hold: float) -> str:
+    return url + ("&" if "?" in url else "?") + f"hold={hold}"
+
+
+@asynccontextmanager
+async def one_worker_held(url: str, hold: float = 0.3) -> AsyncIterator[asyncio.Task[HttpResponse]]:
+    """While inside, the worker that took a ``?hold=`` GET of ``url`` (an app
+    using tests/apps/_workers.py) accepts nothing: a connection opened now
+    lands on another worker. Yields the held request (its answer names the
+    worker held); leaving waits for it."""
+    held = asyncio.create_task(asyncio.to_thread(http_get, _with_hold(url, hold), timeout=5))
+    await asyncio.sleep(hold / 4)  # the request reached its worker, which is now blocked
+    try:
+        yield held
+    finally:
+        response = await held
+        assert response.status == 200, (url, response.status, response.body[:300])
+
+
+async def from_every_worker(url: str, *, workers: int, key: str,
+                            tries: int = 10, hold: float = 0.2) -> dict[int, Any]:
+    """GET ``url`` (a JSON endpoint of an app using tests/apps/_workers.py) until
+    each of ``workers`` worker processes answered; keyed by the answer's ``key``.
+
+    Each round sends one request with ``?hold=`` (its worker blocks its loop),
+    then, while it is blocked, another that only a different worker can accept.
+    """
+    seen: dict[int, Any] = {}
+    for _ in range(tries):
+        async with one_worker_held(url, hold) as held:
+            second = await asyncio.to_thread(http_get, url, timeout=5)
+        for response in (held.result(), second):
+            assert response.status == 200, (url, response.status, response.body[:300])
+            answer = json.loads(response.body)
+            seen[answer[key]] = answer
+        if len(seen) == workers:
+            return seen
+    raise AssertionError(f"only {sorted(seen)} of {workers} workers answered {url}")
