@@ -112,7 +112,9 @@ class Session:
         self.props_pushed = 0  # set_props values accepted for sending (before coalescing)
         self.messages_received = 0
         self._close: _Close | None = None
-        self._closed = asyncio.Event()
+        # Created when someone waits (most sessions never do): an idle
+        # session's memory is mostly what it holds just in case.
+        self._closed: asyncio.Event | None = None
         self._serve_task: asyncio.Task[Any] | None = None
         # Resume: the token that brings this session back to a new socket, and
         # what the connection must match (origin, cookies) to be allowed to.
@@ -121,7 +123,7 @@ class Session:
         self.client_seq = 0  # the last client message received (resumable sessions)
         self._client_acked = 0
         self._takeover = False
-        self._detached = asyncio.Event()
+        self._detached: asyncio.Event | None = None  # created by a takeover's wait
         self._expiry: asyncio.TimerHandle | None = None
         self._lost = LostReason.EXPIRED  # what a resume learns once this session ended
         self._background: set[asyncio.Task[None]] = set()
@@ -216,7 +218,8 @@ class Session:
         task = asyncio.current_task()
         self._serve_task = task
         self._takeover = False
-        self._detached.clear()
+        if self._detached is not None:
+            self._detached.clear()
         self.sender.start(transport)
         self._arm_idle_timer()
         try:
@@ -310,7 +313,8 @@ class Session:
                     await transport.close(CloseCode.SUPERSEDED, "Resumed on a new connection")
         self._expiry = self.loop.call_later(self.config.resume_timeout, self._expire)
         signals.emit(signals.session_detached, self.app, session=self)
-        self._detached.set()
+        if self._detached is not None:
+            self._detached.set()
 
     async def _take_over(self) -> None:
         """A resume while the old socket still looks open (it died silently):
@@ -319,9 +323,12 @@ class Session:
         task = self._serve_task
         if task is not None and not task.done():
             task.cancel()
+        if self._detached is None:
+            self._detached = asyncio.Event()
+        detached = self._detached
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CLOSE_SEND_TIMEOUT):
-                await self._detached.wait()
+                await detached.wait()
 
     def _expire(self) -> None:
         self._expiry = None
@@ -392,6 +399,10 @@ class Session:
 
     async def wait_closed(self) -> None:
         """Return once the session has shut down."""
+        if self.state is State.CLOSED:
+            return
+        if self._closed is None:
+            self._closed = asyncio.Event()
         await self._closed.wait()
 
     async def _shutdown(self, transport: Transport | None) -> None:
@@ -426,7 +437,8 @@ class Session:
         for renderer_id in self.renderers:  # balance renderer_joined for tabs still open
             signals.emit(signals.renderer_left, self.app, session=self, renderer_id=renderer_id)
         self.state = State.CLOSED
-        self._closed.set()
+        if self._closed is not None:
+            self._closed.set()
         signals.emit(signals.session_disconnected, self.app, session=self, code=self.close_code)
 
     # -- inbound -------------------------------------------------------------------------
