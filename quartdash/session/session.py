@@ -99,6 +99,14 @@ class Session:
     ``frames_sent`` are safe to read.
     """
 
+    # Slots: a server holds tens of thousands of these; an instance dict of
+    # this many attributes costs ~1.6 KB. __weakref__: LiveApp keeps weak maps.
+    __slots__ = ("__weakref__", "_background", "_client_acked", "_close", "_closed", "_detached",
+                 "_expiry", "_flood", "_idle", "_idle_timer", "_lost", "_serve_task",
+                 "_takeover", "_volume", "app", "binding", "client_seq", "close_code", "config",
+                 "connection", "loop", "messages_received", "props_pushed", "reads",
+                 "renderers", "retained", "runs", "sender", "state", "thread_id", "token")
+
     def __init__(self, app: SessionApp, connection: Mapping[str, Any], *,
                  binding: str = "") -> None:
         self.app = app
