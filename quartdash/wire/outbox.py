@@ -12,13 +12,17 @@ frame per distinct key, not one per push; only patches and one-off frames
 (responses, get_props requests) count towards ``max_pending``. What waits is
 also bounded in bytes (``max_bytes``): a frame that would exceed either
 limit raises :class:`OutboxOverflow` before it is kept.
+
+Its owner learns that frames wait through ``on_ready`` (called on every
+frame kept, and on close) rather than a waiting task: an idle connection
+then holds no task and no Event for its outbound side.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 
 class OutboxOverflow(Exception):
@@ -26,10 +30,11 @@ class OutboxOverflow(Exception):
 
 
 class Outbox:
-    __slots__ = ("_control", "_entries", "_max_bytes", "_max_pending", "_patch_key",
-                 "_patches", "_ready", "_seq", "bytes", "closed")
+    __slots__ = ("_control", "_entries", "_max_bytes", "_max_pending", "_on_ready",
+                 "_patch_key", "_patches", "_ready", "_seq", "bytes", "closed")
 
-    def __init__(self, max_pending: int, max_bytes: int = 16 * 1024 * 1024) -> None:
+    def __init__(self, max_pending: int, max_bytes: int = 16 * 1024 * 1024,
+                 on_ready: Callable[[], None] | None = None) -> None:
         # key -> frame; dict order is send order. Keys are either a
         # (renderer, component, prop) tuple (coalescable) or an int (not).
         self._entries: dict[Hashable, bytes] = {}
@@ -40,7 +45,8 @@ class Outbox:
         self._max_pending = max_pending
         self._max_bytes = max_bytes
         self.bytes = 0  # bytes of the frames waiting
-        self._ready = asyncio.Event()
+        self._on_ready = on_ready
+        self._ready: asyncio.Event | None = None  # created by the first wait()
         self.closed = False
 
     def __len__(self) -> int:
@@ -92,10 +98,17 @@ class Outbox:
             )
         self._entries[key] = frame
         self.bytes += len(frame)
-        self._ready.set()
+        if self._ready is not None:
+            self._ready.set()
+        if self._on_ready is not None:
+            self._on_ready()
 
     async def wait(self) -> None:
         """Return once at least one frame is waiting (or the outbox closed)."""
+        if self._entries or self.closed:
+            return
+        if self._ready is None:
+            self._ready = asyncio.Event()
         await self._ready.wait()
 
     def drain(self) -> list[bytes]:
@@ -125,11 +138,15 @@ class Outbox:
         self._patches.clear()
         self._patch_key.clear()
         self._control.clear()
-        self._ready.clear()
+        if self._ready is not None:
+            self._ready.clear()
         self.bytes = 0
 
     def close(self) -> None:
         """Refuse further frames and wake the sender so it can stop."""
         self.closed = True
         self._clear()
-        self._ready.set()
+        if self._ready is not None:
+            self._ready.set()
+        if self._on_ready is not None:
+            self._on_ready()
