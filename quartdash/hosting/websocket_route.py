@@ -82,30 +82,44 @@ class ReceiveQueue:
         while self.full():
             if self._putters is None:
                 self._putters = []
-            await _wait_in(self._putters, lambda: not self.full())
+            waiter = _waiter(self._putters)
+            try:
+                await waiter
+            except BaseException:
+                _give_up(self._putters, waiter, not self.full())
+                raise
         self.put_nowait(item)
 
     async def get(self) -> Any:
+        # Inline rather than a shared helper coroutine: an idle connection
+        # sits here, and every frame of the stack is kept meanwhile.
         while not self._items:
             if self._getters is None:
                 self._getters = []
-            await _wait_in(self._getters, lambda: bool(self._items))
+            waiter = _waiter(self._getters)
+            try:
+                await waiter
+            except BaseException:
+                _give_up(self._getters, waiter, bool(self._items))
+                raise
         return self.get_nowait()
 
 
-async def _wait_in(waiters: list[asyncio.Future[None]], still_ready: Callable[[], bool]) -> None:
-    """Wait in line; a waiter woken but cancelled passes its turn on (as asyncio.Queue)."""
+def _waiter(waiters: list[asyncio.Future[None]]) -> asyncio.Future[None]:
     waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     waiters.append(waiter)
-    try:
-        await waiter
-    except BaseException:
-        waiter.cancel()  # in case it is not done yet
-        with contextlib.suppress(ValueError):  # already taken off by a wake
-            waiters.remove(waiter)
-        if still_ready() and not waiter.cancelled():
-            _wake_next(waiters)  # we were woken but cannot take our turn
-        raise
+    return waiter
+
+
+def _give_up(waiters: list[asyncio.Future[None]], waiter: asyncio.Future[None],
+             still_ready: bool) -> None:
+    """A waiter leaves the line (cancelled); if it had been woken, the next
+    one gets its turn (as asyncio.Queue does)."""
+    waiter.cancel()  # in case it is not done yet
+    with contextlib.suppress(ValueError):  # already taken off by a wake
+        waiters.remove(waiter)
+    if still_ready and not waiter.cancelled():
+        _wake_next(waiters)
 
 
 def _wake_next(waiters: list[asyncio.Future[None]] | None) -> None:
