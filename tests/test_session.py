@@ -352,6 +352,7 @@ async def test_an_idle_session_holds_no_sender_task(
             if m["type"] == "set_props"] == [f"c{n}" for n in range(5)]
     await until(lambda: not sender_tasks() and sender._task is None)
     assert sender._idle_timer is None and sender._waiter is None
+    assert sender._watchdog is None  # and no timer watches its sends
     running.transport.feed({"type": "heartbeat"})
     await until(lambda: sum(m["type"] == "heartbeat_ack"
                             for m in running.transport.sent) == 2)

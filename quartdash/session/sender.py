@@ -146,6 +146,7 @@ class Sender:
             if self._task is asyncio.current_task():
                 self._task = None
                 self._end_idle_timer()
+                self._disarm()  # no send of ours is blocked now: nothing to watch
 
     async def _idle(self) -> bool:
         """Wait for a frame: True once one came, False after SENDER_IDLE s without.
