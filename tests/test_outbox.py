@@ -77,3 +77,31 @@ async def test_wait_returns_once_a_frame_is_ready() -> None:
     box.push(b"a")
     await box.wait()
     assert box.drain() == [b"a"]
+
+
+def test_drain_entries_tells_control_frames_and_patches_apart() -> None:
+    box = Outbox(max_pending=10)
+    box.push(b"response")
+    box.push_control(b"ack")
+    box.push_prop(KEY, b"patch", is_patch=True)
+    box.push_prop(("r", "c", "other"), b"value", is_patch=False)
+    box.push_control(b"heartbeat_ack")
+    assert box.drain_entries() == [
+        (b"response", None, False, False),
+        (b"ack", None, False, True),
+        (b"patch", KEY, True, False),
+        (b"value", ("r", "c", "other"), False, False),
+        (b"heartbeat_ack", None, False, True),
+    ]
+    assert len(box) == 0 and box.bytes == 0
+
+
+def test_on_ready_is_called_per_frame_and_on_close() -> None:
+    calls: list[int] = []
+    box = Outbox(max_pending=10, on_ready=lambda: calls.append(len(box)))
+    box.push(b"a")
+    box.push_prop(KEY, b"b", is_patch=False)
+    box.push_prop(KEY, b"c", is_patch=False)  # replaces b
+    assert calls == [1, 2, 2]
+    box.close()
+    assert calls == [1, 2, 2, 0]

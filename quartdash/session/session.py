@@ -134,7 +134,7 @@ class Session:
         self._detached: asyncio.Event | None = None  # created by a takeover's wait
         self._expiry: asyncio.TimerHandle | None = None
         self._lost = LostReason.EXPIRED  # what a resume learns once this session ended
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] | None = None  # made on first use
         now = self.loop.time()
         rate = float(self.config.max_messages_per_second)
         self._flood = TokenBucket(rate, rate * 2, now)
@@ -623,6 +623,8 @@ class Session:
 
     def _in_background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
+        if self._background is None:
+            self._background = set()
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

@@ -30,17 +30,18 @@ class OutboxOverflow(Exception):
 
 
 class Outbox:
-    __slots__ = ("_control", "_entries", "_max_bytes", "_max_pending", "_on_ready",
-                 "_patch_key", "_patches", "_ready", "_seq", "bytes", "closed")
+    __slots__ = ("_entries", "_max_bytes", "_max_pending", "_on_ready", "_patch_key",
+                 "_patches", "_ready", "_seq", "bytes", "closed")
 
     def __init__(self, max_pending: int, max_bytes: int = 16 * 1024 * 1024,
                  on_ready: Callable[[], None] | None = None) -> None:
         # key -> frame; dict order is send order. Keys are either a
-        # (renderer, component, prop) tuple (coalescable) or an int (not).
+        # (renderer, component, prop) tuple (coalescable) or an int (not):
+        # >= 0 for frames about the page, < 0 (~seq) for frames about the
+        # connection itself (control), so no set of them is needed.
         self._entries: dict[Hashable, bytes] = {}
         self._patches: dict[tuple[str, str, str], list[int]] = {}
         self._patch_key: dict[int, tuple[str, str, str]] = {}  # patch seq -> its key
-        self._control: set[int] = set()  # frames about the connection, not the page
         self._seq = itertools.count()
         self._max_pending = max_pending
         self._max_bytes = max_bytes
@@ -59,9 +60,7 @@ class Outbox:
     def push_control(self, frame: bytes) -> None:
         """Queue a frame about the connection itself (heartbeat acks, acks): it
         takes no sequence number and is never replayed."""
-        seq = next(self._seq)
-        self._put(seq, frame)
-        self._control.add(seq)
+        self._put(~next(self._seq), frame)
 
     def push_prop(self, key: tuple[str, str, str], frame: bytes, *, is_patch: bool) -> None:
         """Queue a ``set_props`` frame for one (renderer, component, property)."""
@@ -121,7 +120,7 @@ class Outbox:
         """Take every waiting frame, in send order, as ``(frame, key, is_patch,
         control)``: ``key`` is the (renderer, component, property) of a
         ``set_props`` (None for other frames), for the replay log."""
-        patch_key, control = self._patch_key, self._control
+        patch_key = self._patch_key
         entries: list[tuple[bytes, Hashable | None, bool, bool]] = []
         for key, frame in self._entries.items():
             if isinstance(key, tuple):
@@ -129,7 +128,7 @@ class Outbox:
             elif key in patch_key:
                 entries.append((frame, patch_key[key], True, False))
             else:
-                entries.append((frame, None, False, key in control))
+                entries.append((frame, None, False, isinstance(key, int) and key < 0))
         self._clear()
         return entries
 
@@ -137,7 +136,6 @@ class Outbox:
         self._entries.clear()
         self._patches.clear()
         self._patch_key.clear()
-        self._control.clear()
         if self._ready is not None:
             self._ready.clear()
         self.bytes = 0
