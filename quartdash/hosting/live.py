@@ -131,7 +131,9 @@ class LiveApp:
         try:
             call, is_async = prepare_callback(self.dash, payload, ctx)
             if is_async:
-                data = await invoke(call, True, self.executor)
+                # Awaited here rather than in invoke(): a persistent callback
+                # keeps its whole stack alive, one frame less per session.
+                data = await call()
             else:
                 # A connection gets a share of the thread pool, not all of it.
                 async with self._sync_slots(handle.session):

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
 from quart import Quart, websocket
@@ -173,8 +173,10 @@ class QuartTransport:
         args: tuple[Any, ...] = getattr(send, "args", ())
         self._asgi_send = args[0] if len(args) == 1 and callable(args[0]) else None
 
-    async def receive(self) -> str | bytes:
-        return await self._ws.receive()
+    def receive(self) -> Coroutine[Any, Any, str | bytes]:
+        # Quart's own coroutine, not one wrapped in ours: an idle session
+        # waits here, and each frame of that stack is kept meanwhile.
+        return cast(Coroutine[Any, Any, str | bytes], self._ws.receive())
 
     async def send(self, text: str) -> None:
         if self._asgi_send is not None:
