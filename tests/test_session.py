@@ -20,6 +20,7 @@ import pytest
 from quartdash.config import WebSocketConfig
 from quartdash.session import Session, State
 from quartdash.session import sender as sender_module
+from quartdash.session.deadlines import deadlines
 from quartdash.session.registry import SessionRegistry
 from quartdash.types import CallbackInfo, Verdict
 
@@ -356,6 +357,30 @@ async def test_an_idle_session_holds_no_sender_task(
     running.transport.feed({"type": "heartbeat"})
     await until(lambda: sum(m["type"] == "heartbeat_ack"
                             for m in running.transport.sent) == 2)
+
+
+async def test_idle_sessions_share_the_loops_timers() -> None:
+    """Sessions arm their inactivity deadline in the loop's shared table (a
+    few timers for many sessions) and close with 4001 when it comes."""
+    app = FakeApp(config=replace(WebSocketConfig(), inactivity_timeout=400))
+    table = deadlines(asyncio.get_running_loop())
+    before = len(table)
+    started = asyncio.get_running_loop().time()
+    pairs: list[tuple[Session, FakeTransport, asyncio.Task[Any]]] = []
+    for _ in range(50):
+        session, transport = Session(app, {}), FakeTransport()
+        pairs.append((session, transport, asyncio.create_task(session.serve(transport))))
+    await asyncio.sleep(0.05)
+    assert len(table) - before == 50 and table.timers <= 3
+    await until(lambda: all(t.closed_with is not None for _, t, _ in pairs), timeout=3)
+    took = asyncio.get_running_loop().time() - started
+    assert all(t.closed_with == (4001, "Inactivity timeout") for _, t, _ in pairs)
+    assert 0.4 <= took <= 1.5
+    for _, transport, _task in pairs:
+        transport.inbound.put_nowait(None)
+    await asyncio.gather(*(task for _, _, task in pairs), return_exceptions=True)
+    assert all(s.state is State.CLOSED for s, _, _ in pairs)
+    assert len(table) == before
 
 
 @pytest.mark.parametrize("limits, frames, code", [

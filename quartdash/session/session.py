@@ -35,6 +35,7 @@ from ..wire.outbox import Outbox, OutboxOverflow
 from ..wire.protocol import CloseCode, ErrorCode, LostReason, Message, ProtocolError
 from ..wire.replay import ReplayLog
 from ..wire.rules import ByteBudget, Inactivity, TokenBucket
+from .deadlines import deadlines
 from .handle import WebSocketHandle
 from .reads import PropReads
 from .records import RECORD_BYTES, Renderer
@@ -54,6 +55,10 @@ CLOSE_SEND_TIMEOUT = 2.0
 # Close frames still waiting for a client that stopped reading, after their
 # session's serve() ended (strong references; each ends within CLOSE_TIMEOUT).
 _finishing: set[asyncio.Task[None]] = set()
+
+# Seconds an inactivity close may come late at most (shared timers: deadlines.py);
+# a timeout under 20 s gets a twentieth of it.
+IDLE_RESOLUTION = 1.0
 
 # Client messages received between two acks we send back (and one with each heartbeat).
 ACK_EVERY = 32
@@ -102,7 +107,7 @@ class Session:
     # Slots: a server holds tens of thousands of these; an instance dict of
     # this many attributes costs ~1.6 KB. __weakref__: LiveApp keeps weak maps.
     __slots__ = ("__weakref__", "_background", "_client_acked", "_close", "_closed", "_detached",
-                 "_expiry", "_flood", "_idle", "_idle_timer", "_lost", "_serve_task",
+                 "_expiry", "_flood", "_idle", "_idle_slot", "_lost", "_serve_task",
                  "_takeover", "_volume", "app", "binding", "client_seq", "close_code", "config",
                  "connection", "loop", "messages_received", "props_pushed", "reads",
                  "renderers", "retained", "runs", "sender", "state", "thread_id", "token")
@@ -143,7 +148,7 @@ class Session:
         self._volume = TokenBucket(byte_rate, max(2 * byte_rate,
                                                   4.0 * self.config.max_message_size), now)
         self._idle = Inactivity(self.config.inactivity_timeout / 1000, now)
-        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_slot: float | None = None  # its slot in the loop's shared deadlines
         # What the connection keeps of the client's data: ids, running requests.
         self.retained = ByteBudget(self.config.max_retained_bytes)
         self.sender = Sender(self.config, self.loop, self._stalled)
@@ -311,9 +316,7 @@ class Session:
         """The socket is gone but the client may come back: keep everything,
         send nothing, and wait ``resume_timeout`` for :meth:`resume`."""
         self.state = State.DETACHED
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
+        self._disarm_idle_timer()
         await self.sender.pause()
         if superseded:
             with contextlib.suppress(TimeoutError, OSError, RuntimeError):
@@ -418,8 +421,7 @@ class Session:
         # Before the runs are ended: lets waiters (broadcast subscriptions) see
         # is_shutdown now instead of sleeping into the grace-period cancel.
         signals.emit(signals.session_closing, self.app, session=self)
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
+        self._disarm_idle_timer()
         await self.sender.stop()
         close = self._close
         if close is not None and transport is not None:
@@ -737,14 +739,26 @@ class Session:
     # -- inactivity ----------------------------------------------------------------------
 
     def _arm_idle_timer(self) -> None:
-        # One timer, re-armed for the remainder, not a polling loop.
-        remaining = self._idle.remaining(self.loop.time())
+        # One deadline, re-armed for the remainder, not a polling loop; on the
+        # loop's shared timers (deadlines.py): a timer per session would cost
+        # ~220-590 bytes on each of thousands of idle sessions.
+        self._disarm_idle_timer()
+        now = self.loop.time()
+        remaining = self._idle.remaining(now)
         if remaining is None or self.closed:
             return
         if remaining <= 0:
             self.request_close(CloseCode.REJECTED, "Inactivity timeout")
         else:
-            self._idle_timer = self.loop.call_later(remaining, self._arm_idle_timer)
+            resolution = min(IDLE_RESOLUTION, self._idle.timeout / 20)
+            self._idle_slot = deadlines(self.loop).add(self, now + remaining, resolution)
+
+    deadline_due = _arm_idle_timer  # called by the shared deadlines
+
+    def _disarm_idle_timer(self) -> None:
+        if self._idle_slot is not None:
+            deadlines(self.loop).remove(self, self._idle_slot)
+            self._idle_slot = None
 
     def __repr__(self) -> str:
         return (f"<Session {self.state.value} renderers={len(self.renderers)} "
