@@ -18,7 +18,7 @@ from quart import Quart, websocket
 from quart.asgi import ASGIWebsocketConnection
 
 from .. import signals
-from ..session.registry import accept
+from ..session.registry import open_session
 from ..wire.guards import host_problem, origin_problem
 from ..wire.protocol import CloseCode
 from . import dash_internals
@@ -229,8 +229,12 @@ def make_websocket_view(live: LiveApp) -> Callable[[], Awaitable[None]]:
             return
         await ws.accept()
         live.connect_remote()
-        await accept(live, live.registry, QuartTransport(ws), connection_info(ws),
-                     binding_of(ws))
+        # Awaited here, not inside open_session(): one frame less under
+        # every connection for its whole life.
+        serving = await open_session(live, live.registry, QuartTransport(ws),
+                                     connection_info(ws), binding_of(ws))
+        if serving is not None:
+            await serving
 
     return dash_ws_callback
 

@@ -23,7 +23,7 @@ import contextlib
 import enum
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,8 +178,8 @@ class Session:
 
     # -- the connection's life -----------------------------------------------------------
 
-    async def serve(self, transport: Transport, first: str | bytes | None = None, *,
-                    lost: LostReason | None = None) -> None:
+    def serve(self, transport: Transport, first: str | bytes | None = None, *,
+              lost: LostReason | None = None) -> Coroutine[Any, Any, None]:
         """Serve a new connection: read frames (``first`` already read) until the
         client leaves or the server closes; then shut down, or, when the client
         can resume and just lost its socket, wait for it (:meth:`resume`).
@@ -187,14 +187,12 @@ class Session:
         ``lost``: the client asked to resume a session that cannot be: it is
         told so first (``session_lost``), and this fresh session is resumable.
         The caller may cancel this task at any time (the client went away).
+
+        Returns the coroutine that does all this (await it, or make it a
+        task): a wrapper coroutine would be one more frame kept alive under
+        every connection.
         """
-        self.app.session_opened(self)
-        signals.emit(signals.session_connected, self.app, session=self)
-        if lost is not None:
-            self.push(protocol.session_lost_frame(lost), control=True)
-            signals.emit(signals.resume_failed, self.app, session=self, reason=lost.value)
-            self._become_resumable()
-        await self._serve(transport, first)
+        return self._serve(transport, first, opening=True, lost=lost)
 
     async def resume(self, transport: Transport, last_seq: int) -> LostReason | None:
         """Serve ``transport`` as this session's new socket; the client applied
@@ -227,7 +225,15 @@ class Session:
         await self._serve(transport, None)
         return None
 
-    async def _serve(self, transport: Transport, first: str | bytes | None) -> None:
+    async def _serve(self, transport: Transport, first: str | bytes | None, *,
+                     opening: bool = False, lost: LostReason | None = None) -> None:
+        if opening:  # a new connection (serve()), not a resumed one
+            self.app.session_opened(self)
+            signals.emit(signals.session_connected, self.app, session=self)
+            if lost is not None:
+                self.push(protocol.session_lost_frame(lost), control=True)
+                signals.emit(signals.resume_failed, self.app, session=self, reason=lost.value)
+                self._become_resumable()
         task = asyncio.current_task()
         self._serve_task = task
         self._takeover = False
