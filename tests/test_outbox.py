@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 
 from quartdash.wire import protocol
@@ -102,12 +105,16 @@ def test_a_newer_value_from_another_owner_is_not_taken_back() -> None:
     assert box.drain() == [b"new"]
 
 
-def test_taking_everything_back_does_not_wake_the_sender() -> None:
+async def test_taking_everything_back_does_not_wake_the_sender() -> None:
     box = Outbox(max_pending=10)
+    with contextlib.suppress(TimeoutError):  # wait() makes its Event on first use
+        await asyncio.wait_for(box.wait(), 0.01)
     owner = object()
     box.push(b"only", owner=owner)
     box.discard_owner(owner)
-    assert not box._ready.is_set() and box.drain() == []
+    assert box._ready is not None and not box._ready.is_set() and box.drain() == []
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(box.wait(), 0.01)
 
 
 def test_events_wait_within_their_own_budget() -> None:
@@ -158,3 +165,49 @@ def test_a_waiting_frame_holds_about_its_own_length() -> None:
         tracemalloc.stop()
     held = sum(stat.size_diff for stat in after.compare_to(before, "lineno")) / len(frames)
     assert held < 2 * len(frames[0]) + 64, (held, len(frames[0]))
+
+
+def test_drain_entries_tells_control_frames_and_patches_apart() -> None:
+    box = Outbox(max_pending=10)
+    box.push(b"response")
+    box.push_control(b"ack")
+    box.push_prop(KEY, b"patch", is_patch=True)
+    box.push_prop(("r", "c", "other"), b"value", is_patch=False)
+    box.push_control(b"heartbeat_ack")
+    assert box.drain_entries() == [
+        (b"response", None, False, False),
+        (b"ack", None, False, True),
+        (b"patch", KEY, True, False),
+        (b"value", ("r", "c", "other"), False, False),
+        (b"heartbeat_ack", None, False, True),
+    ]
+    assert len(box) == 0 and box.bytes == 0
+
+
+def test_on_ready_is_called_per_frame_and_on_close() -> None:
+    calls: list[int] = []
+    box = Outbox(max_pending=10, on_ready=lambda: calls.append(len(box)))
+    box.push(b"a")
+    box.push_prop(KEY, b"b", is_patch=False)
+    box.push_prop(KEY, b"c", is_patch=False)  # replaces b
+    assert calls == [1, 2, 2]
+    box.close()
+    assert calls == [1, 2, 2, 0]
+
+
+def test_an_owners_frames_keep_control_frames_and_events_apart() -> None:
+    """discard_owner() with control frames on negative keys and events in their
+    lazily made set: only the owner's frames go, the event budget follows."""
+    box = Outbox(max_pending=10)
+    run = object()
+    assert box._events is None  # no set held until an event waits
+    box.push_control(b"ack")
+    assert box.push_event(b"event", 100, owner=run)
+    box.push_prop(KEY, b"patch", is_patch=True, owner=run)
+    box.push(b"response")
+    assert box.event_bytes == 5
+    assert box.discard_owner(run) == 2
+    assert box.event_bytes == 0 and box.bytes == len(b"ack") + len(b"response")
+    assert box.drain_entries() == [(b"ack", None, False, True),
+                                   (b"response", None, False, False)]
+    assert box._events is None and box.event_bytes == 0

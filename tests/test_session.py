@@ -19,6 +19,8 @@ import pytest
 
 from quartdash.config import WebSocketConfig
 from quartdash.session import Session, State
+from quartdash.session import sender as sender_module
+from quartdash.session.deadlines import deadlines
 from quartdash.session.registry import SessionRegistry
 from quartdash.types import CallbackInfo, Verdict
 
@@ -320,6 +322,67 @@ async def test_the_server_closing_sends_its_code(running: Running) -> None:
     assert running.transport.closed_with == (4001, "done here")
     await running.client_leaves()  # the client answers our close
     assert running.session.state is State.CLOSED and running.session.close_code == 4001
+
+
+async def test_an_idle_session_holds_no_sender_task(
+        running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sending task ends once nothing was sent for SENDER_IDLE seconds; the
+    next frame starts another, and what a callback pushes arrives in order."""
+    monkeypatch.setattr(sender_module, "SENDER_IDLE", 0.05)
+    sender = running.session.sender
+
+    def sender_tasks() -> list[asyncio.Task[Any]]:
+        return [t for t in asyncio.all_tasks() if t.get_name() == "quartdash-sender"
+                and not t.done()]
+
+    running.transport.feed({"type": "heartbeat"})
+    await running.transport.wait_for(lambda m: m["type"] == "heartbeat_ack")
+    await until(lambda: not sender_tasks() and sender._task is None)
+    pushed = asyncio.Event()
+
+    @running.app.callback("out.children")
+    async def burst(payload: dict[str, Any], ws: Any) -> Any:
+        for n in range(5):
+            ws.set_prop_sync(f"c{n}", "children", n)
+            await asyncio.sleep(0.02 * n)  # gaps shorter and longer than SENDER_IDLE
+        pushed.set()
+        return {"multi": True, "response": {"out": {"children": "done"}}}
+
+    running.transport.feed(request("out.children", "q1"))
+    await running.transport.wait_for(response_to("q1"))
+    assert pushed.is_set()
+    assert [m["payload"]["componentId"] for m in running.transport.sent
+            if m["type"] == "set_props"] == [f"c{n}" for n in range(5)]
+    await until(lambda: not sender_tasks() and sender._task is None)
+    assert sender._idle_timer is None and sender._waiter is None
+    assert sender._watchdog is None  # and no timer watches its sends
+    running.transport.feed({"type": "heartbeat"})
+    await until(lambda: sum(m["type"] == "heartbeat_ack"
+                            for m in running.transport.sent) == 2)
+
+
+async def test_idle_sessions_share_the_loops_timers() -> None:
+    """Sessions arm their inactivity deadline in the loop's shared table (a
+    few timers for many sessions) and close with 4001 when it comes."""
+    app = FakeApp(config=replace(WebSocketConfig(), inactivity_timeout=400))
+    table = deadlines(asyncio.get_running_loop())
+    before = len(table)
+    started = asyncio.get_running_loop().time()
+    pairs: list[tuple[Session, FakeTransport, asyncio.Task[Any]]] = []
+    for _ in range(50):
+        session, transport = Session(app, {}), FakeTransport()
+        pairs.append((session, transport, asyncio.create_task(session.serve(transport))))
+    await asyncio.sleep(0.05)
+    assert len(table) - before == 50 and table.timers <= 3
+    await until(lambda: all(t.closed_with is not None for _, t, _ in pairs), timeout=3)
+    took = asyncio.get_running_loop().time() - started
+    assert all(t.closed_with == (4001, "Inactivity timeout") for _, t, _ in pairs)
+    assert 0.4 <= took <= 1.5
+    for _, transport, _task in pairs:
+        transport.inbound.put_nowait(None)
+    await asyncio.gather(*(task for _, _, task in pairs), return_exceptions=True)
+    assert all(s.state is State.CLOSED for s, _, _ in pairs)
+    assert len(table) == before
 
 
 @pytest.mark.parametrize("limits, frames, code", [

@@ -238,9 +238,15 @@ class LiveApp:
                 return await streaming.run_websocket(stream, handle, self.executor,
                                                      self._sync_slots(handle.session))
             call, is_async = prepare_callback(self.dash, payload, ctx)
-            # A connection gets a share of the thread pool (def callbacks), not all of it.
-            data = await invoke(call, is_async, self.executor,
-                                None if is_async else self._sync_slots(handle.session))
+            if is_async:
+                # Awaited here rather than in invoke(): a persistent callback
+                # keeps its whole stack alive, one frame less per session.
+                data = await call()
+            else:
+                # A connection gets a share of the thread pool, not all of it
+                # (held until the thread returns, even if this task is cancelled).
+                data = await invoke(call, False, self.executor,
+                                    self._sync_slots(handle.session))
         except (PreventUpdate, WebsocketDisconnected):
             return None
         return data.encode() if isinstance(data, str) else data

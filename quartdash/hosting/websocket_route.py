@@ -8,15 +8,16 @@ sees 4001 "do not reconnect" instead of an HTTP 403 it keeps retrying.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
 from quart import Quart, websocket
 from quart.asgi import ASGIWebsocketConnection
 
 from .. import signals
-from ..session.registry import accept, binding
+from ..session.registry import binding, open_session
 from ..types import Identity
 from ..wire.guards import host_problem, origin_problem
 from ..wire.protocol import CloseCode
@@ -36,12 +37,105 @@ log = logging.getLogger("quartdash")
 RECEIVE_QUEUE = 4
 
 
+class ReceiveQueue:
+    """The bounded FIFO between Quart's receiver task and the handler.
+
+    ``asyncio.Queue(maxsize)``'s ``put``/``get`` semantics (FIFO, a full queue
+    makes ``put`` wait, cancellation never loses or duplicates an item), for
+    the one use Quart makes of it, without its cost: an ``asyncio.Queue`` is
+    four 760-byte deques (its items, getters, putters and the ``join()``
+    Event), ~3.3 KB on every connection, idle or not. Here: lists, waiter
+    lists made on first wait. No ``task_done``/``join`` (Quart uses neither).
+    """
+
+    __slots__ = ("_getters", "_items", "_putters", "maxsize")
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._items: list[Any] = []
+        self._getters: list[asyncio.Future[None]] | None = None
+        self._putters: list[asyncio.Future[None]] | None = None
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def full(self) -> bool:
+        return 0 < self.maxsize <= len(self._items)
+
+    def put_nowait(self, item: Any) -> None:
+        if self.full():
+            raise asyncio.QueueFull
+        self._items.append(item)
+        _wake_next(self._getters)
+
+    def get_nowait(self) -> Any:
+        if not self._items:
+            raise asyncio.QueueEmpty
+        item = self._items.pop(0)
+        _wake_next(self._putters)
+        return item
+
+    async def put(self, item: Any) -> None:
+        while self.full():
+            if self._putters is None:
+                self._putters = []
+            waiter = _waiter(self._putters)
+            try:
+                await waiter
+            except BaseException:
+                _give_up(self._putters, waiter, not self.full())
+                raise
+        self.put_nowait(item)
+
+    async def get(self) -> Any:
+        # Inline rather than a shared helper coroutine: an idle connection
+        # sits here, and every frame of the stack is kept meanwhile.
+        while not self._items:
+            if self._getters is None:
+                self._getters = []
+            waiter = _waiter(self._getters)
+            try:
+                await waiter
+            except BaseException:
+                _give_up(self._getters, waiter, bool(self._items))
+                raise
+        return self.get_nowait()
+
+
+def _waiter(waiters: list[asyncio.Future[None]]) -> asyncio.Future[None]:
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    waiters.append(waiter)
+    return waiter
+
+
+def _give_up(waiters: list[asyncio.Future[None]], waiter: asyncio.Future[None],
+             still_ready: bool) -> None:
+    """A waiter leaves the line (cancelled); if it had been woken, the next
+    one gets its turn (as asyncio.Queue does)."""
+    waiter.cancel()  # in case it is not done yet
+    with contextlib.suppress(ValueError):  # already taken off by a wake
+        waiters.remove(waiter)
+    if still_ready and not waiter.cancelled():
+        _wake_next(waiters)
+
+
+def _wake_next(waiters: list[asyncio.Future[None]] | None) -> None:
+    while waiters:
+        waiter = waiters.pop(0)
+        if not waiter.done():
+            waiter.set_result(None)
+            break
+
+
 class BoundedWebsocketConnection(ASGIWebsocketConnection):
-    """Quart's ASGI WebSocket handler with a bounded receive queue."""
+    """Quart's ASGI WebSocket handler with a bounded (and light) receive queue."""
 
     def __init__(self, app: Quart, scope: Any) -> None:
         super().__init__(app, scope)
-        self.queue = asyncio.Queue(RECEIVE_QUEUE)
+        self.queue = cast(asyncio.Queue, ReceiveQueue(RECEIVE_QUEUE))
 
 
 def bound_receive_queue(app: Quart) -> None:
@@ -79,8 +173,10 @@ class QuartTransport:
         args: tuple[Any, ...] = getattr(send, "args", ())
         self._asgi_send = args[0] if len(args) == 1 and callable(args[0]) else None
 
-    async def receive(self) -> str | bytes:
-        return await self._ws.receive()
+    def receive(self) -> Coroutine[Any, Any, str | bytes]:
+        # Quart's own coroutine, not one wrapped in ours: an idle session
+        # waits here, and each frame of that stack is kept meanwhile.
+        return cast(Coroutine[Any, Any, str | bytes], self._ws.receive())
 
     async def send(self, text: str) -> None:
         if self._asgi_send is not None:
@@ -134,8 +230,13 @@ def make_websocket_view(live: LiveApp) -> Callable[[], Awaitable[None]]:
             return
         await ws.accept()
         live.connect_remote()
-        await accept(live, live.registry, QuartTransport(ws), connection_info(ws),
-                     binding_of(ws, identity), identity=identity)
+        # Awaited here, not inside open_session(): one frame less under
+        # every connection for its whole life.
+        serving = await open_session(live, live.registry, QuartTransport(ws),
+                                     connection_info(ws), binding_of(ws, identity),
+                                     identity=identity)
+        if serving is not None:
+            await serving
 
     return dash_ws_callback
 

@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..types import Identity, SessionApp, Transport
@@ -30,7 +30,7 @@ from ..wire.protocol import LostReason
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["RemoteSessions", "SessionRegistry", "accept", "binding"]
+__all__ = ["RemoteSessions", "SessionRegistry", "accept", "binding", "open_session"]
 
 # Tokens of ended sessions remembered (with why they ended), at most.
 REMEMBERED = 10_000
@@ -145,6 +145,20 @@ async def accept(app: SessionApp, registry: SessionRegistry, transport: Transpor
     """Serve one new connection until it ends: a fresh session, or the one its
     first message asks to resume. ``identity`` is the new connection's (the
     app's connect hooks); ``binding`` (:func:`binding`) includes it."""
+    serving = await open_session(app, registry, transport, connection, binding,
+                                 identity=identity)
+    if serving is not None:
+        await serving
+
+
+async def open_session(app: SessionApp, registry: SessionRegistry, transport: Transport,
+                       connection: Mapping[str, Any], binding: str, *,
+                       identity: Identity | None = None
+                       ) -> Coroutine[Any, Any, None] | None:
+    """:func:`accept` in two steps: returns the coroutine that serves a fresh
+    session, for the caller to await (so this frame is not kept under every
+    connection for its whole life), or None when the connection was already
+    served here (a resume) or closed meanwhile."""
     from .session import Session
 
     # A worker that resumes says so at once; any other client gets a session
@@ -159,27 +173,26 @@ async def accept(app: SessionApp, registry: SessionRegistry, transport: Transpor
         registry.accepting.discard(transport)
         raise
     if transport not in registry.accepting:
-        return  # closed meanwhile: the server is stopping (close_accepting)
+        return None  # closed meanwhile: the server is stopping (close_accepting)
     registry.accepting.discard(transport)
     request = None if first is None else protocol.resume_request(
         first, app.config.max_message_size)
     if request is None:
-        await Session(app, connection, binding=binding, identity=identity).serve(transport,
-                                                                                  first)
-        return
+        return Session(app, connection, binding=binding, identity=identity).serve(transport,
+                                                                                   first)
     token, last_seq = request
     session, reason = registry.find(token, binding)
     if session is not None:
         resumed = await session.resume(transport, last_seq)
         if resumed is None:
-            return
+            return None
         reason = resumed
     elif reason is LostReason.UNKNOWN and registry.remote is not None:
         outcome = await registry.remote.attach(token, last_seq, binding, transport)
         if outcome is None:
-            return
+            return None
         reason = outcome
     # Continuity is lost: say so, then carry on as a fresh session the
     # client may resume later.
     fresh = Session(app, connection, binding=binding, identity=identity)
-    await fresh.serve(transport, lost=reason)
+    return fresh.serve(transport, lost=reason)

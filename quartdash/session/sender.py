@@ -1,9 +1,15 @@
-"""The outbound side of a session: its outbox and the one task draining it.
+"""The outbound side of a session: its outbox and the task draining it.
 
 Frames are encoded once, when produced, and queued in the
 :class:`~quartdash.wire.outbox.Outbox`; the sender sends whatever is ready
 as one frame (a JSON array when there are several), so a burst of pushes
 costs one send.
+
+The sending task exists only while there is something to send: the outbox
+starts it when a frame arrives, and it ends after :data:`SENDER_IDLE`
+seconds without frames. An idle session (most of a large server's) thus
+holds no task, no coroutine stack and no Event for its outbound side; a
+session pushing steadily keeps one task.
 
 On a resumable session each message also gets the next sequence number and
 goes into the :class:`~quartdash.wire.replay.ReplayLog` until the client
@@ -23,11 +29,17 @@ from ..wire.outbox import Outbox
 from ..wire.replay import ReplayLog
 from ..wire.rules import SendStall
 
-__all__ = ["Sender"]
+__all__ = ["SENDER_IDLE", "Sender"]
 
 # Messages per frame when replaying a backlog: one frame of everything could
 # be as large as the whole replay budget.
 REPLAY_BATCH = 256
+
+# Seconds without frames after which the sending task ends (the next frame
+# starts a new one). Longer than the gap between a steady pusher's frames,
+# so such a session keeps its task; far shorter than the heartbeat interval,
+# so an idle session holds none most of the time.
+SENDER_IDLE = 2.0
 
 
 class Sender:
@@ -42,12 +54,13 @@ class Sender:
     coalesced to the latest values until it catches up.
     """
 
-    __slots__ = ("_loop", "_on_stall", "_stall", "_task", "_watchdog", "bytes_sent",
-                 "frames_sent", "log", "outbox", "seq")
+    __slots__ = ("_idle_since", "_idle_timer", "_loop", "_on_stall", "_stall", "_task",
+                 "_transport", "_waiter", "_watchdog", "bytes_sent", "frames_sent", "log",
+                 "outbox", "seq")
 
     def __init__(self, config: WebSocketConfig, loop: asyncio.AbstractEventLoop,
                  on_stall: Callable[[str], None]) -> None:
-        self.outbox = Outbox(config.max_pending, config.max_pending_bytes)
+        self.outbox = Outbox(config.max_pending, config.max_pending_bytes, self._ready)
         self.frames_sent = 0
         self.bytes_sent = 0  # UTF-8 bytes of the frames sent
         self.seq = 0  # the last sequence number given (resumable sessions)
@@ -55,22 +68,31 @@ class Sender:
         self._loop = loop
         self._stall = SendStall(config.send_timeout, loop.time())
         self._on_stall = on_stall
-        self._task: asyncio.Task[None] | None = None
+        self._transport: Transport | None = None  # None while paused (or not started)
+        self._task: asyncio.Task[None] | None = None  # only while there is work
+        self._waiter: asyncio.Future[bool] | None = None  # the task waiting for frames
+        self._idle_since = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
         self._watchdog: asyncio.TimerHandle | None = None
 
     def heard_from_client(self, now: float) -> None:
         self._stall.heard_from_client(now)
 
     def start(self, transport: Transport) -> None:
-        self._task = asyncio.create_task(self._run(transport), name="quartdash-sender")
+        """Send to ``transport`` from now on: what waits at once, the rest as it comes."""
+        self._transport = transport
+        if len(self.outbox):
+            self._spawn(transport)
 
     async def pause(self) -> None:
         """End the task but keep what waits: the session may get a new transport."""
+        self._transport = None
         self._disarm()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait([self._task], timeout=1)
-            self._task = None
+        self._end_idle_timer()
+        task, self._task = self._task, None  # ending: a start() meanwhile makes its own
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task], timeout=1)
         self._stall.send_finished()
 
     async def stop(self) -> None:
@@ -94,21 +116,76 @@ class Sender:
             self.bytes_sent += len(data)
         return True
 
+    def _ready(self) -> None:
+        """The outbox has a new frame (or closed): wake the task, or start one."""
+        waiter = self._waiter
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_result(True)
+        elif self._task is None and self._transport is not None and not self.outbox.closed:
+            self._spawn(self._transport)
+
+    def _spawn(self, transport: Transport) -> None:
+        self._task = self._loop.create_task(self._run(transport), name="quartdash-sender")
+
     async def _run(self, transport: Transport) -> None:
         outbox, send, loop = self.outbox, transport.send, self._loop
-        while True:
-            await outbox.wait()
-            if outbox.closed:
-                return
-            frames = outbox.drain() if self.log is None else self._number(outbox)
-            data = protocol.batch(frames)
-            self._stall.send_started(loop.time())
-            if self._watchdog is None:
-                self._arm(self._stall.timeout)
-            await send(data.decode())
-            self._stall.send_finished()
-            self.frames_sent += 1
-            self.bytes_sent += len(data)
+        try:
+            while not outbox.closed:
+                if not len(outbox):
+                    if await self._idle() or len(outbox):
+                        continue
+                    return  # idle: the next frame starts a new task
+                frames = outbox.drain() if self.log is None else self._number(outbox)
+                data = protocol.batch(frames)
+                self._stall.send_started(loop.time())
+                if self._watchdog is None:
+                    self._arm(self._stall.timeout)
+                await send(data.decode())
+                self._stall.send_finished()
+                self.frames_sent += 1
+                self.bytes_sent += len(data)
+        finally:
+            # No await between the last look at the outbox and here: a frame
+            # queued after it finds no task and starts one.
+            if self._task is asyncio.current_task():
+                self._task = None
+                self._end_idle_timer()
+                self._disarm()  # no send of ours is blocked now: nothing to watch
+
+    async def _idle(self) -> bool:
+        """Wait for a frame: True once one came, False after SENDER_IDLE s without.
+
+        One timer per idle stretch, re-armed for the remainder, rather than a
+        timeout per wait: a steady pusher waits many times a second.
+        """
+        loop = self._loop
+        self._idle_since = loop.time()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiter = waiter
+        if self._idle_timer is None:
+            self._idle_timer = loop.call_at(self._idle_since + SENDER_IDLE, self._idle_check)
+        try:
+            return await waiter
+        finally:
+            if self._waiter is waiter:
+                self._waiter = None
+
+    def _end_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _idle_check(self) -> None:
+        self._idle_timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # busy sending: the task's next wait arms the timer again
+        deadline = self._idle_since + SENDER_IDLE
+        if deadline > self._loop.time():
+            self._idle_timer = self._loop.call_at(deadline, self._idle_check)
+        else:
+            waiter.set_result(False)
 
     def _number(self, outbox: Outbox) -> list[bytes]:
         """Give each message its sequence number and log it for replay."""

@@ -25,7 +25,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ from ..wire.outbox import Outbox, OutboxOverflow
 from ..wire.protocol import CloseCode, ErrorCode, LostReason, Message, ProtocolError
 from ..wire.replay import ReplayLog
 from ..wire.rules import ByteBudget, Inactivity, TokenBucket
+from .deadlines import deadlines
 from .handle import WebSocketHandle
 from .info import SessionInfo
 from .reads import PropReads
@@ -57,6 +58,10 @@ CLOSE_SEND_TIMEOUT = 2.0
 # Close frames still waiting for a client that stopped reading, after their
 # session's serve() ended (strong references; each ends within CLOSE_TIMEOUT).
 _finishing: set[asyncio.Task[None]] = set()
+
+# Seconds an inactivity close may come late at most (shared timers: deadlines.py);
+# a timeout under 20 s gets a twentieth of it.
+IDLE_RESOLUTION = 1.0
 
 # Client messages received between two acks we send back (and one with each heartbeat).
 ACK_EVERY = 32
@@ -103,6 +108,16 @@ class Session:
     are safe to read; :meth:`snapshot` copies all of it.
     """
 
+    # Slots: a server holds tens of thousands of these; an instance dict of
+    # this many attributes costs ~1.6 KB. __weakref__: LiveApp keeps weak maps.
+    __slots__ = ("__weakref__", "_background", "_client_acked", "_close", "_closed", "_detached",
+                 "_expiry", "_flood", "_idle", "_idle_slot", "_lost", "_serve_task",
+                 "_takeover", "_volume", "app", "binding", "bytes_received", "client_seq",
+                 "close_code", "config", "connected_at", "connection", "events_dropped",
+                 "events_sent", "id", "identity", "loop", "messages_received", "props_pushed",
+                 "reads", "renderers", "retained", "runs", "sender", "state", "thread_id",
+                 "token")
+
     def __init__(self, app: SessionApp, connection: Mapping[str, Any], *,
                  binding: str = "", identity: Identity | None = None) -> None:
         self.app = app
@@ -122,7 +137,9 @@ class Session:
         self.events_dropped = 0  # events that did not fit the event budget
         self.messages_received = 0
         self._close: _Close | None = None
-        self._closed = asyncio.Event()
+        # Created when someone waits (most sessions never do): an idle
+        # session's memory is mostly what it holds just in case.
+        self._closed: asyncio.Event | None = None
         self._serve_task: asyncio.Task[Any] | None = None
         # Resume: the token that brings this session back to a new socket, and
         # what the connection must match (origin, cookies) to be allowed to.
@@ -131,10 +148,10 @@ class Session:
         self.client_seq = 0  # the last client message received (resumable sessions)
         self._client_acked = 0
         self._takeover = False
-        self._detached = asyncio.Event()
+        self._detached: asyncio.Event | None = None  # created by a takeover's wait
         self._expiry: asyncio.TimerHandle | None = None
         self._lost = LostReason.EXPIRED  # what a resume learns once this session ended
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] | None = None  # made on first use
         now = self.loop.time()
         rate = float(self.config.max_messages_per_second)
         self._flood = TokenBucket(rate, rate * 2, now)
@@ -143,7 +160,7 @@ class Session:
         self._volume = TokenBucket(byte_rate, max(2 * byte_rate,
                                                   4.0 * self.config.max_message_size), now)
         self._idle = Inactivity(self.config.inactivity_timeout / 1000, now)
-        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_slot: float | None = None  # its slot in the loop's shared deadlines
         # What the connection keeps of the client's data: ids, running requests.
         self.retained = ByteBudget(self.config.max_retained_bytes)
         self.sender = Sender(self.config, self.loop, self._stalled)
@@ -192,8 +209,8 @@ class Session:
 
     # -- the connection's life -----------------------------------------------------------
 
-    async def serve(self, transport: Transport, first: str | bytes | None = None, *,
-                    lost: LostReason | None = None) -> None:
+    def serve(self, transport: Transport, first: str | bytes | None = None, *,
+              lost: LostReason | None = None) -> Coroutine[Any, Any, None]:
         """Serve a new connection: read frames (``first`` already read) until the
         client leaves or the server closes; then shut down, or, when the client
         can resume and just lost its socket, wait for it (:meth:`resume`).
@@ -201,14 +218,12 @@ class Session:
         ``lost``: the client asked to resume a session that cannot be: it is
         told so first (``session_lost``), and this fresh session is resumable.
         The caller may cancel this task at any time (the client went away).
+
+        Returns the coroutine that does all this (await it, or make it a
+        task): a wrapper coroutine would be one more frame kept alive under
+        every connection.
         """
-        self.app.session_opened(self)
-        signals.emit(signals.session_connected, self.app, session=self)
-        if lost is not None:
-            self.push(protocol.session_lost_frame(lost), control=True)
-            signals.emit(signals.resume_failed, self.app, session=self, reason=lost.value)
-            self._become_resumable()
-        await self._serve(transport, first)
+        return self._serve(transport, first, opening=True, lost=lost)
 
     async def resume(self, transport: Transport, last_seq: int) -> LostReason | None:
         """Serve ``transport`` as this session's new socket; the client applied
@@ -241,11 +256,20 @@ class Session:
         await self._serve(transport, None)
         return None
 
-    async def _serve(self, transport: Transport, first: str | bytes | None) -> None:
+    async def _serve(self, transport: Transport, first: str | bytes | None, *,
+                     opening: bool = False, lost: LostReason | None = None) -> None:
+        if opening:  # a new connection (serve()), not a resumed one
+            self.app.session_opened(self)
+            signals.emit(signals.session_connected, self.app, session=self)
+            if lost is not None:
+                self.push(protocol.session_lost_frame(lost), control=True)
+                signals.emit(signals.resume_failed, self.app, session=self, reason=lost.value)
+                self._become_resumable()
         task = asyncio.current_task()
         self._serve_task = task
         self._takeover = False
-        self._detached.clear()
+        if self._detached is not None:
+            self._detached.clear()
         self.sender.start(transport)
         self._arm_idle_timer()
         try:
@@ -329,9 +353,7 @@ class Session:
         """The socket is gone but the client may come back: keep everything,
         send nothing, and wait ``resume_timeout`` for :meth:`resume`."""
         self.state = State.DETACHED
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
+        self._disarm_idle_timer()
         await self.sender.pause()
         if superseded:
             with contextlib.suppress(TimeoutError, OSError, RuntimeError):
@@ -339,7 +361,8 @@ class Session:
                     await transport.close(CloseCode.SUPERSEDED, "Resumed on a new connection")
         self._expiry = self.loop.call_later(self.config.resume_timeout, self._expire)
         signals.emit(signals.session_detached, self.app, session=self)
-        self._detached.set()
+        if self._detached is not None:
+            self._detached.set()
 
     async def _take_over(self) -> None:
         """A resume while the old socket still looks open (it died silently):
@@ -348,9 +371,12 @@ class Session:
         task = self._serve_task
         if task is not None and not task.done():
             task.cancel()
+        if self._detached is None:
+            self._detached = asyncio.Event()
+        detached = self._detached
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CLOSE_SEND_TIMEOUT):
-                await self._detached.wait()
+                await detached.wait()
 
     def _expire(self) -> None:
         self._expiry = None
@@ -438,6 +464,10 @@ class Session:
 
     async def wait_closed(self) -> None:
         """Return once the session has shut down."""
+        if self.state is State.CLOSED:
+            return
+        if self._closed is None:
+            self._closed = asyncio.Event()
         await self._closed.wait()
 
     async def _shutdown(self, transport: Transport | None) -> None:
@@ -445,8 +475,7 @@ class Session:
         # Before the runs are ended: lets waiters (broadcast subscriptions) see
         # is_shutdown now instead of sleeping into the grace-period cancel.
         signals.emit(signals.session_closing, self.app, session=self)
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
+        self._disarm_idle_timer()
         await self.sender.stop()
         close = self._close
         if close is not None and transport is not None:
@@ -474,7 +503,8 @@ class Session:
         for renderer_id in self.renderers:  # balance renderer_joined for tabs still open
             signals.emit(signals.renderer_left, self.app, session=self, renderer_id=renderer_id)
         self.state = State.CLOSED
-        self._closed.set()
+        if self._closed is not None:
+            self._closed.set()
         signals.emit(signals.session_disconnected, self.app, session=self, code=self.close_code)
 
     # -- inbound -------------------------------------------------------------------------
@@ -654,6 +684,8 @@ class Session:
 
     def _in_background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
+        if self._background is None:
+            self._background = set()
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -826,14 +858,26 @@ class Session:
     # -- inactivity ----------------------------------------------------------------------
 
     def _arm_idle_timer(self) -> None:
-        # One timer, re-armed for the remainder, not a polling loop.
-        remaining = self._idle.remaining(self.loop.time())
+        # One deadline, re-armed for the remainder, not a polling loop; on the
+        # loop's shared timers (deadlines.py): a timer per session would cost
+        # ~220-590 bytes on each of thousands of idle sessions.
+        self._disarm_idle_timer()
+        now = self.loop.time()
+        remaining = self._idle.remaining(now)
         if remaining is None or self.closed:
             return
         if remaining <= 0:
             self.request_close(CloseCode.REJECTED, "Inactivity timeout")
         else:
-            self._idle_timer = self.loop.call_later(remaining, self._arm_idle_timer)
+            resolution = min(IDLE_RESOLUTION, self._idle.timeout / 20)
+            self._idle_slot = deadlines(self.loop).add(self, now + remaining, resolution)
+
+    deadline_due = _arm_idle_timer  # called by the shared deadlines
+
+    def _disarm_idle_timer(self) -> None:
+        if self._idle_slot is not None:
+            deadlines(self.loop).remove(self, self._idle_slot)
+            self._idle_slot = None
 
     def __repr__(self) -> str:
         return (f"<Session {self.state.value} renderers={len(self.renderers)} "

@@ -23,13 +23,17 @@ Two more things a frame may carry:
   frame but within their own byte budget, and one that does not fit is
   refused (:meth:`Outbox.push_event` returns False) instead of overflowing
   the connection: the session then tells the tab how many it lost.
+
+Its owner learns that frames wait through ``on_ready`` (called on every
+frame kept, and on close) rather than a waiting task: an idle connection
+then holds no task and no Event for its outbound side.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 
 class OutboxOverflow(Exception):
@@ -37,24 +41,29 @@ class OutboxOverflow(Exception):
 
 
 class Outbox:
-    __slots__ = ("_control", "_entries", "_events", "_max_bytes", "_max_pending", "_owners",
+    __slots__ = ("_entries", "_events", "_max_bytes", "_max_pending", "_on_ready", "_owners",
                  "_patch_key", "_patches", "_ready", "_seq", "bytes", "closed", "event_bytes")
 
-    def __init__(self, max_pending: int, max_bytes: int = 16 * 1024 * 1024) -> None:
+    def __init__(self, max_pending: int, max_bytes: int = 16 * 1024 * 1024,
+                 on_ready: Callable[[], None] | None = None) -> None:
         # key -> frame; dict order is send order. Keys are either a
-        # (renderer, component, prop) tuple (coalescable) or an int (not).
+        # (renderer, component, prop) tuple (coalescable) or an int (not):
+        # >= 0 for frames about the page, < 0 (~seq) for frames about the
+        # connection itself (control), so no set of them is needed.
         self._entries: dict[Hashable, bytes] = {}
         self._patches: dict[tuple[str, str, str], list[int]] = {}
         self._patch_key: dict[int, tuple[str, str, str]] = {}  # patch seq -> its key
-        self._control: set[int] = set()  # frames about the connection, not the page
         self._owners: dict[Hashable, object] = {}  # key -> the run that queued it
-        self._events: set[int] = set()  # event frames waiting
+        # Event frames waiting; made by the first event (an empty set is 216
+        # bytes, and most connections never send an event).
+        self._events: set[int] | None = None
         self.event_bytes = 0  # bytes of the event frames waiting
         self._seq = itertools.count()
         self._max_pending = max_pending
         self._max_bytes = max_bytes
         self.bytes = 0  # bytes of the frames waiting
-        self._ready = asyncio.Event()
+        self._on_ready = on_ready
+        self._ready: asyncio.Event | None = None  # created by the first wait()
         self.closed = False
 
     def __len__(self) -> int:
@@ -82,6 +91,8 @@ class Outbox:
             return False
         seq = next(self._seq)
         self._put(seq, frame)
+        if self._events is None:
+            self._events = set()
         self._events.add(seq)
         self.event_bytes += size
         if owner is not None:
@@ -91,9 +102,7 @@ class Outbox:
     def push_control(self, frame: bytes) -> None:
         """Queue a frame about the connection itself (heartbeat acks, acks): it
         takes no sequence number and is never replayed."""
-        seq = next(self._seq)
-        self._put(seq, frame)
-        self._control.add(seq)
+        self._put(~next(self._seq), frame)
 
     def push_prop(self, key: tuple[str, str, str], frame: bytes, *, is_patch: bool,
                   owner: object = None) -> None:
@@ -127,8 +136,8 @@ class Outbox:
                     if not waiting:
                         del self._patches[patch_key]
             self._drop(key)
-        if not self._entries and not self.closed:
-            self._ready.clear()  # the sender must not wake for nothing
+        if not self._entries and not self.closed and self._ready is not None:
+            self._ready.clear()  # a wait() must not return for nothing
         return len(keys)
 
     def _drop(self, key: Hashable) -> None:
@@ -138,7 +147,7 @@ class Outbox:
             self.bytes -= len(frame)
             if isinstance(key, int):
                 self._patch_key.pop(key, None)
-                if key in self._events:
+                if self._events is not None and key in self._events:
                     self._events.discard(key)
                     self.event_bytes -= len(frame)
 
@@ -156,10 +165,17 @@ class Outbox:
             )
         self._entries[key] = frame
         self.bytes += len(frame)
-        self._ready.set()
+        if self._ready is not None:
+            self._ready.set()
+        if self._on_ready is not None:
+            self._on_ready()
 
     async def wait(self) -> None:
         """Return once at least one frame is waiting (or the outbox closed)."""
+        if self._entries or self.closed:
+            return
+        if self._ready is None:
+            self._ready = asyncio.Event()
         await self._ready.wait()
 
     def drain(self) -> list[bytes]:
@@ -172,7 +188,7 @@ class Outbox:
         """Take every waiting frame, in send order, as ``(frame, key, is_patch,
         control)``: ``key`` is the (renderer, component, property) of a
         ``set_props`` (None for other frames), for the replay log."""
-        patch_key, control = self._patch_key, self._control
+        patch_key = self._patch_key
         entries: list[tuple[bytes, Hashable | None, bool, bool]] = []
         for key, frame in self._entries.items():
             if isinstance(key, tuple):
@@ -180,7 +196,7 @@ class Outbox:
             elif key in patch_key:
                 entries.append((frame, patch_key[key], True, False))
             else:
-                entries.append((frame, None, False, key in control))
+                entries.append((frame, None, False, isinstance(key, int) and key < 0))
         self._clear()
         return entries
 
@@ -188,10 +204,10 @@ class Outbox:
         self._entries.clear()
         self._patches.clear()
         self._patch_key.clear()
-        self._control.clear()
         self._owners.clear()
-        self._events.clear()
-        self._ready.clear()
+        self._events = None
+        if self._ready is not None:
+            self._ready.clear()
         self.bytes = 0
         self.event_bytes = 0
 
@@ -199,4 +215,7 @@ class Outbox:
         """Refuse further frames and wake the sender so it can stop."""
         self.closed = True
         self._clear()
-        self._ready.set()
+        if self._ready is not None:
+            self._ready.set()
+        if self._on_ready is not None:
+            self._on_ready()
