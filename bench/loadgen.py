@@ -156,6 +156,7 @@ class Stats:
         self.http_ok = 0
         self.http_bad = 0
         self.http_lat = array("d")
+        self.heartbeats = 0  # heartbeats sent inside the window
 
     def note_type(self, typ: str) -> None:
         self.types[typ] = self.types.get(typ, 0) + 1
@@ -234,6 +235,8 @@ class Session:
         if self.closing or self.transport is None or self.transport.is_closed():
             return
         self.send({"type": "heartbeat"})
+        if self.lg.stats.measuring:
+            self.lg.stats.heartbeats += 1
         self.hb_handle = asyncio.get_running_loop().call_later(self.lg.args.heartbeat,
                                                                self.heartbeat)
 
@@ -796,6 +799,7 @@ class Worker:
             "http_ok": st.http_ok,
             "http_bad": st.http_bad,
             "http_lat": st.http_lat.tobytes(),
+            "heartbeats": st.heartbeats,
             "lag": self.lag.tobytes(),
             "slow": slow_result,
             "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -1092,6 +1096,7 @@ def master(args: argparse.Namespace) -> dict:
                 "http_ok": sum(r["http_ok"] for r in results),
                 "http_bad": sum(r["http_bad"] for r in results),
                 "http_per_s": sum(r["http_ok"] for r in results) / dur,
+                "heartbeats": sum(r.get("heartbeats", 0) for r in results),
                 "http_p50_ms": percentile(hl, 50) * ms if hl else None,
                 "http_p99_ms": percentile(hl, 99) * ms if hl else None,
                 "loadgen_cpu_s": sum(r["cpu_s"] for r in results),
