@@ -611,10 +611,12 @@ def render_scale(res: dict[str, dict[str, Any]], n: int, sc: dict[str, Any]) -> 
     notes: list[str] = []
     for name, v in res.items():
         if "skipped" in v:
-            rows.append([name, "skipped: " + v["skipped"][:100]])
+            rows.append([name, "skipped"])
+            notes.append(f"  {name}: skipped: {v['skipped']}")
             continue
         if "checks" not in v:
-            rows.append([name, "failed: " + str(v.get("error"))[:100]])
+            rows.append([name, "failed"])
+            notes.append(f"  {name}: failed: {v.get('error')}")
             continue
         rows.append([
             name, fmt(v["sessions"]), fmt(v["ramp_s"], 1), fmt(v["persistent_started"]),
