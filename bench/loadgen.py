@@ -10,7 +10,8 @@ connection (docs/protocol.md):
   then the ``callback_request`` the renderer sends on page load for the
   persistent callback (its id comes from ``GET /_dash-dependencies``);
 * answers ``get_props_request`` with ``{"value": "x"}``, sends a
-  ``heartbeat`` every 30 s, answers server pings;
+  ``heartbeat`` every ``--heartbeat`` s (30 by default, the rate of quartdash's
+  worker: ``websocket_heartbeat_interval``), answers server pings;
 * counts received ``set_props`` for ``live`` (frames may be JSON arrays =
   batches) and takes latency = receive time - ``children.t``.
 
@@ -25,13 +26,19 @@ Scenarios (``--scenario``):
            paused reading), then drains fast and reports its last value
 
 Sessions are spread over ``--procs`` worker processes; each opens its share in
-ramps (``--ramp`` connections at a time over all processes).  Measuring starts
+ramps (``--ramp`` connections at a time over all processes).  ``--sources N``
+spreads them over N loopback source addresses (127.0.0.1, .2, ... or from
+``--source-base``), at most ``--per-source`` each: one source address has only
+the ephemeral port range (~28,000 ports) for its connections to one server.  Measuring starts
 ``--warmup`` seconds after every connection is up and lasts ``--duration``
 seconds; the worker processes report their own CPU time over that window.
 
 Output: JSON lines on stdout -- ``{"event": "connected", ...}``,
 ``{"event": "window", "t0": .., "t1": ..}`` (wall clock; the runner samples the
-server's CPU at those instants) and ``{"event": "result", ...}``.  Logs go to
+server's CPU at those instants) and ``{"event": "result", ...}``; with
+``--report-close`` also ``{"event": "closed", "t0": .., "t1": .., "closed": n}``
+once every session was closed (a close frame, then the socket) after
+``--linger``.  Logs go to
 stderr.  Everything is bounded in time; only loopback targets are accepted.
 """
 
@@ -72,8 +79,9 @@ _time = time.time
 _loads = orjson.loads
 _dumps = orjson.dumps
 
-HEARTBEAT_INTERVAL = 30.0
+HEARTBEAT_INTERVAL = 30.0  # quartdash's worker: websocket_heartbeat_interval = 30,000 ms
 WS_PATH = "/_dash-ws-callback"
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux >= 4.2
 
 
 def http_body(output: str) -> bytes:
@@ -148,6 +156,7 @@ class Stats:
         self.http_ok = 0
         self.http_bad = 0
         self.http_lat = array("d")
+        self.heartbeats = 0  # heartbeats sent inside the window
 
     def note_type(self, typ: str) -> None:
         self.types[typ] = self.types.get(typ, 0) + 1
@@ -217,14 +226,19 @@ class Session:
             if args.joined:
                 self.send({"type": "renderer_joined", "rendererId": self.rid})
             self.send_echo()
-        loop = asyncio.get_running_loop()
-        self.hb_handle = loop.call_later(random.uniform(1.0, HEARTBEAT_INTERVAL), self.heartbeat)
+        interval = args.heartbeat
+        if interval > 0:
+            loop = asyncio.get_running_loop()
+            self.hb_handle = loop.call_later(random.uniform(1.0, interval), self.heartbeat)
 
     def heartbeat(self) -> None:
         if self.closing or self.transport is None or self.transport.is_closed():
             return
         self.send({"type": "heartbeat"})
-        self.hb_handle = asyncio.get_running_loop().call_later(HEARTBEAT_INTERVAL, self.heartbeat)
+        if self.lg.stats.measuring:
+            self.lg.stats.heartbeats += 1
+        self.hb_handle = asyncio.get_running_loop().call_later(self.lg.args.heartbeat,
+                                                               self.heartbeat)
 
     def send_echo(self) -> None:
         self.req_n += 1
@@ -538,10 +552,12 @@ class LibWS:
 
 
 class Worker:
-    def __init__(self, args: argparse.Namespace, wid: int, nsessions: int, conn) -> None:
+    def __init__(self, args: argparse.Namespace, wid: int, nsessions: int, conn,
+                 first: int = 0) -> None:
         self.args = args
         self.wid = wid
         self.nsessions = nsessions
+        self.first = first  # global index of this worker's first session (source address)
         self.conn = conn
         self.stats = Stats()
         self.sessions: list[Session] = []
@@ -587,6 +603,11 @@ class Worker:
                     _, proto = await loop.create_connection(
                         lambda: cls(s, self.netloc, WS_PATH, self.origin), sock=sock
                     )
+                elif self.args.source_addrs:
+                    sock = await self.connect_from(i)
+                    _, proto = await loop.create_connection(
+                        lambda: cls(s, self.netloc, WS_PATH, self.origin), sock=sock
+                    )
                 else:
                     _, proto = await loop.create_connection(
                         lambda: cls(s, self.netloc, WS_PATH, self.origin),
@@ -603,6 +624,25 @@ class Worker:
             return None
         s.start()
         return s
+
+    async def connect_from(self, i: int) -> socket.socket:
+        """A connected socket from this session's source address: session
+        ``first + i`` uses source ``(first + i) // per_source``.  The port is
+        chosen at connect(), not at bind() (IP_BIND_ADDRESS_NO_PORT), so the
+        kernel needs it unique per (source, destination) pair only and may
+        reuse loopback TIME_WAIT ports (net.ipv4.tcp_tw_reuse)."""
+        source = self.args.source_addrs[(self.first + i) // self.args.per_source]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            sock.setblocking(False)
+            sock.bind((source, 0))
+            await asyncio.get_running_loop().sock_connect(sock, (self.hostname, self.port))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     async def ramp(self, mode: str) -> tuple[int, int]:
         per = max(1, self.args.ramp // max(1, self.args.procs))
@@ -759,6 +799,7 @@ class Worker:
             "http_ok": st.http_ok,
             "http_bad": st.http_bad,
             "http_lat": st.http_lat.tobytes(),
+            "heartbeats": st.heartbeats,
             "lag": self.lag.tobytes(),
             "slow": slow_result,
             "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -766,14 +807,20 @@ class Worker:
         self.conn.send(result)
         # keep the sessions open a little: the runner reads the server's state at t1
         await asyncio.sleep(self.args.linger)
-        # orderly close, bounded
+        # orderly close, bounded: a close frame, then the socket
+        c0 = _time()
+        closed = 0
         for s in self.sessions:
             s.closing = True
             if s.hb_handle is not None:
                 s.hb_handle.cancel()
             if s.transport is not None:
                 s.transport.close()
+                closed += 1
         await asyncio.sleep(0.2)
+        if self.args.report_close:
+            self.conn.send({"event": "closed", "wid": self.wid, "t0": c0, "t1": _time(),
+                            "closed": closed})
 
     async def slow_reader(self, t1: float) -> dict[str, Any]:
         """Scenario slow: consume ``slow_fps`` frames/s until t1, then drain fast."""
@@ -819,7 +866,8 @@ class Worker:
         }
 
 
-def worker_entry(args: argparse.Namespace, wid: int, nsessions: int, conn) -> None:
+def worker_entry(args: argparse.Namespace, wid: int, nsessions: int, conn,
+                 first: int = 0) -> None:
     raise_nofile()
     if args.uvloop:
         try:
@@ -831,7 +879,7 @@ def worker_entry(args: argparse.Namespace, wid: int, nsessions: int, conn) -> No
     w_args = args
 
     async def run() -> None:
-        w = Worker(w_args, wid, nsessions, conn)
+        w = Worker(w_args, wid, nsessions, conn, first)
         await w.main()
 
     try:
@@ -877,9 +925,70 @@ def check_loopback(url: str) -> None:
         raise SystemExit(f"refusing non-loopback target {host!r}")
 
 
+def collect_closed(workers: list, deadline: float) -> dict:
+    """Every worker's ``closed`` message (sent once it closed its sessions),
+    merged: the first close's start, the last one's end, sessions closed."""
+    out: dict[str, Any] = {"event": "closed", "t0": None, "t1": None, "closed": 0,
+                           "workers": 0}
+    for _, conn in workers:
+        if not conn.poll(max(0.1, deadline - time.time())):
+            out["error"] = "a worker did not report its close in time"
+            break
+        msg = conn.recv()
+        if msg.get("event") != "closed":
+            out["error"] = f"worker: {msg}"
+            break
+        out["workers"] += 1
+        out["closed"] += msg["closed"]
+        out["t0"] = msg["t0"] if out["t0"] is None else min(out["t0"], msg["t0"])
+        out["t1"] = msg["t1"] if out["t1"] is None else max(out["t1"], msg["t1"])
+    return out
+
+
+def source_addrs(args: argparse.Namespace) -> list[str]:
+    """``--sources`` loopback addresses from ``--source-base`` up (none: the
+    kernel picks the source, 127.0.0.1)."""
+    if args.sources <= 0:
+        return []
+    try:
+        base = ipaddress.ip_address(args.source_base)
+    except ValueError:
+        raise SystemExit(f"--source-base {args.source_base!r}: not an IP address") from None
+    addrs = [base + k for k in range(args.sources)]
+    for a in addrs:
+        if not a.is_loopback or a.version != 4:
+            raise SystemExit(f"refusing non-loopback source address {a}")
+    if args.sessions > args.sources * args.per_source:
+        raise SystemExit(f"{args.sessions} sessions need more than {args.sources} source "
+                         f"addresses at --per-source {args.per_source}")
+    return [str(a) for a in addrs]
+
+
+def port_range() -> tuple[int, int] | None:
+    """The kernel's ephemeral ports (net.ipv4.ip_local_port_range)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = f.read().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return None
+
+
 def master(args: argparse.Namespace) -> dict:
     check_loopback(args.url)
-    raise_nofile()
+    args.source_addrs = source_addrs(args)
+    nofile = raise_nofile()
+    procs = max(1, args.procs)
+    need = -(-args.sessions // procs) + 64  # a worker's sockets + some
+    if args.scenario in ("push", "slow") and need > nofile:
+        raise SystemExit(f"RLIMIT_NOFILE is {nofile}: {args.sessions} sessions over {procs} "
+                         f"processes need {need} each; use more --procs")
+    ports = port_range()
+    per_pair = min(args.sessions, args.per_source) if args.source_addrs else args.sessions
+    if ports and per_pair > ports[1] - ports[0] + 1:
+        log(f"warning: {per_pair} connections from one source address to one server, but "
+            f"only {ports[1] - ports[0] + 1} ephemeral ports ({ports[0]}-{ports[1]}): "
+            "use --sources")
     # What a page load does before the renderer opens its WebSocket.  It also
     # matters: Dash's fastapi backend fills its callback map on the first HTTP
     # request, so a WebSocket callback_request before any HTTP request fails.
@@ -900,12 +1009,16 @@ def master(args: argparse.Namespace) -> dict:
     if args.scenario == "http":
         args.sessions = 0
     procs = max(1, args.procs)
+    if args.source_addrs:
+        log(f"sources: {', '.join(args.source_addrs)} (up to {args.per_source} sessions each)")
     ctx = mp.get_context("fork")
     workers = []
     share = [args.sessions // procs + (1 if i < args.sessions % procs else 0) for i in range(procs)]
     for wid in range(procs):
         parent, child = ctx.Pipe()
-        p = ctx.Process(target=worker_entry, args=(args, wid, share[wid], child), daemon=True)
+        first = sum(share[:wid])
+        p = ctx.Process(target=worker_entry, args=(args, wid, share[wid], child, first),
+                        daemon=True)
         p.start()
         child.close()
         workers.append((p, parent))
@@ -940,6 +1053,8 @@ def master(args: argparse.Namespace) -> dict:
             if msg.get("event") != "result":
                 raise RuntimeError(f"worker failed: {msg}")
             results.append(msg)
+        if args.report_close:
+            emit(collect_closed(workers, time.time() + args.linger + 60))
         dur = t1 - t0
         lat = merge(results, "lat")
         gp = merge(results, "gp_cycles")
@@ -981,6 +1096,7 @@ def master(args: argparse.Namespace) -> dict:
                 "http_ok": sum(r["http_ok"] for r in results),
                 "http_bad": sum(r["http_bad"] for r in results),
                 "http_per_s": sum(r["http_ok"] for r in results) / dur,
+                "heartbeats": sum(r.get("heartbeats", 0) for r in results),
                 "http_p50_ms": percentile(hl, 50) * ms if hl else None,
                 "http_p99_ms": percentile(hl, 99) * ms if hl else None,
                 "loadgen_cpu_s": sum(r["cpu_s"] for r in results),
@@ -1035,8 +1151,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--slow-rcvbuf", type=int, default=4096)
     ap.add_argument("--drain-timeout", type=float, default=30.0)
     ap.add_argument("--linger", type=float, default=2.0, help="s to stay connected after t1")
+    ap.add_argument("--heartbeat", type=float, default=HEARTBEAT_INTERVAL,
+                    help="s between a session's heartbeats (0: none)")
+    ap.add_argument("--sources", type=int, default=0,
+                    help="spread sessions over N loopback source addresses (0: the kernel's)")
+    ap.add_argument("--source-base", default="127.0.0.1", help="the first source address")
+    ap.add_argument("--per-source", type=int, default=25_000,
+                    help="sessions per source address (the ephemeral port range bounds it)")
+    ap.add_argument("--report-close", action="store_true",
+                    help='after --linger, report {"event": "closed"} once all are closed')
     args = ap.parse_args(argv)
     args.duration = min(max(args.duration, 0.5), 3600.0)
+    if args.per_source < 1:
+        ap.error("--per-source must be >= 1")
+    args.source_addrs = []  # filled by master()
     return args
 
 

@@ -18,6 +18,10 @@ Scenarios:
   c     HTTP callback requests per second (POST /_dash-update-component)
   d     10,000 connected sessions whose persistent callback sleeps: RSS, idle CPU
   slow  one client reading 10 frames/s from a 1000 Hz producer (60 s)
+  scale 50,000 idle sessions on one server process (--scale-sessions; quick:
+        2,000), over several loopback source addresses: every persistent
+        callback started once, idle CPU, RSS per session, then all closed and
+        the server back to its baseline (sessions, callbacks, tasks, fds)
 
 Contenders (bench/apps/):
   quartdash     quartdash_app:asgi       hypercorn, 1 worker
@@ -82,6 +86,7 @@ SCENARIO_CONTENDERS = {
     "cfig": [QD, "raw", "dash-quart", "dash-fastapi", "dash-flask"],
     "d": WS_CONTENDERS,
     "slow": WS_CONTENDERS,
+    "scale": [QD],  # quartdash's own sessions: its /_bench/stats counts them
 }
 OTHERS = ["raw", "dash-quart", "dash-fastapi", "dash-flask"]
 SERVERS = ("hypercorn", "uvicorn", "granian")
@@ -144,8 +149,15 @@ def log(*parts: object) -> None:
     print(*parts, file=sys.stderr, flush=True)
 
 
-def raise_nofile() -> int:
+def raise_nofile(want: int = 0) -> int:
+    """Raise this process's RLIMIT_NOFILE (servers and load generators inherit
+    it): the soft limit to the hard one, and the hard one to ``want`` if that is
+    more (root with CAP_SYS_RESOURCE only). Returns the soft limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and want > hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY:
         hard = 1 << 20
     if soft < hard:
@@ -179,19 +191,25 @@ def server_env(extra: dict[str, str], name: str | None = None) -> dict[str, str]
     return env
 
 
-def server_cmd(name: str, port: int) -> list[str]:
+def server_cmd(name: str, port: int, backlog: int = 4096, conns: int = 0) -> list[str]:
+    """The command line of a contender's server. ``backlog``: the listen
+    backlog (the kernel caps it at net.core.somaxconn); ``conns``: connections
+    it must hold at once (granian: its ``--backpressure``, by default
+    backlog/workers, bounds open WebSocket connections too)."""
     c = CONTENDERS[name]
     target = f"{c['module']}:{c['attr']}"
+    bl = str(backlog)
     if c["server"] == "hypercorn":
         return [PY, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-                "--backlog", "4096", "--graceful-timeout", "1", target]  # fmt: skip
+                "--backlog", bl, "--graceful-timeout", "1", target]  # fmt: skip
     if c["server"] == "uvicorn":
         return [PY, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
-                "--backlog", "4096", "--log-level", "warning", "--no-access-log",
+                "--backlog", bl, "--log-level", "warning", "--no-access-log",
                 "--timeout-graceful-shutdown", "1", target]  # fmt: skip
     if c["server"] == "granian":
         return [PY, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
-                "--port", str(port), "--workers", "1", "--backlog", "4096",
+                "--port", str(port), "--workers", "1", "--backlog", bl,
+                *(["--backpressure", str(conns)] if conns > backlog else []),
                 "--log-level", "warning", target]  # fmt: skip
     if c["server"] == "gunicorn":
         return [PY, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
@@ -317,8 +335,11 @@ def get_json(url: str, timeout: float = 5.0) -> Any:
 
 
 class Server:
-    def __init__(self, name: str, env: dict[str, str], logdir: Path, tag: str) -> None:
+    def __init__(self, name: str, env: dict[str, str], logdir: Path, tag: str,
+                 backlog: int = 4096, conns: int = 0) -> None:
         self.name = name
+        self.backlog = backlog
+        self.conns = conns
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.logfile = logdir / f"{tag}-{name}.log"
@@ -328,7 +349,7 @@ class Server:
     def __enter__(self) -> Server:
         self._log = open(self.logfile, "w")
         self.proc = subprocess.Popen(
-            server_cmd(self.name, self.port),
+            server_cmd(self.name, self.port, self.backlog, self.conns),
             cwd=apps_dir(self.name),
             env=self.env,
             stdout=self._log,
@@ -363,9 +384,12 @@ class Server:
 
 
 def run_loadgen(
-    server: Server, lg_args: list[str], timeout: float, rss_every: float = 0.0
+    server: Server, lg_args: list[str], timeout: float, rss_every: float = 0.0,
+    stats_before_window: bool = False,
 ) -> dict[str, Any]:
-    """Run loadgen against ``server``; sample the server at the window's edges."""
+    """Run loadgen against ``server``; sample the server at the window's edges.
+    ``stats_before_window``: read ``/_bench/stats`` before the window, not at
+    its start (with many sessions the read itself costs CPU)."""
     cmd = [PY, str(BENCH / "loadgen.py"), "--url", server.url, *lg_args]
     with open(server.logfile.with_suffix(".loadgen.log"), "w") as errlog:
         lg = subprocess.Popen(
@@ -410,13 +434,18 @@ def run_loadgen(
                 out["connected"] = ev
             elif ev.get("event") == "window":
                 t0, t1 = ev["t0"], ev["t1"]
+                if stats_before_window:
+                    out["stats0"] = server.stats()
                 _sleep_until(t0, deadline, rss_every, pid, out)
                 out["s0"] = sample(pid)
-                out["stats0"] = server.stats()
+                if not stats_before_window:
+                    out["stats0"] = server.stats()
                 _sleep_until(t1, deadline, rss_every, pid, out)
                 out["s1"] = sample(pid)
                 out["stats1"] = server.stats()
                 next_rss = time.monotonic() + rss_every
+            elif ev.get("event") == "closed":
+                out["closed"] = ev
             elif ev.get("event") == "result":
                 out["result"] = ev
                 break
@@ -438,6 +467,175 @@ def _sleep_until(t: float, deadline: float, rss_every: float, pid: int, out: dic
         if rss_every and out["rss_series"] and time.time() - out["rss_series"][-1][0] >= rss_every:
             s = sample(pid)
             out["rss_series"].append((s["time"], s["rss_mb"]))
+
+
+# --------------------------------------------------------------------------
+# scale: N idle sessions on one server process, then all closed
+
+SCALE_IDLE_CPU_PCT = 5.0  # the target: idle server CPU, % of one core
+SCALE_TASK_SLACK = 5  # tasks / fds the server may hold after the close beyond its baseline
+
+
+def scale_once(name: str, n: int, sc: dict[str, Any], logdir: Path, tag: str) -> dict[str, Any]:
+    """Start ``name``'s server, open ``n`` idle sessions from ``sc["sources"]``
+    loopback addresses, sample the server over an idle window, close every
+    session and wait (``sc["settle"]`` s at most) until the server is back to
+    its pre-load sessions, persistent callbacks, tasks and fds."""
+    env = {
+        "BENCH_HZ": "0",  # the persistent callback only sleeps...
+        "BENCH_IDLE_SLEEP": str(sc["idle_sleep"]),  # ...waking every this many s
+        "BENCH_INACTIVITY_TIMEOUT": str(sc["inactivity_ms"]),
+    }
+    with Server(name, env, logdir, tag, backlog=sc["backlog"], conns=n + 1000) as srv:
+        pid = srv.proc.pid  # type: ignore[union-attr]
+        time.sleep(1.0)
+        before = {**sample(pid), "fds": fds(pid), "stats": srv.stats()}
+        lg = ["--scenario", "push", "--sessions", str(n), "--procs", str(sc["procs"]),
+              "--sources", str(sc["sources"]), "--source-base", sc["source_base"],
+              "--per-source", str(sc["per_source"]), "--ramp", str(sc["ramp"]),
+              "--ramp-timeout", str(sc["ramp_timeout"]), "--heartbeat", str(sc["heartbeat"]),
+              "--warmup", str(sc["warmup"]), "--duration", str(sc["duration"]),
+              "--linger", "3", "--report-close", "--client", "raw"]  # fmt: skip
+        timeout = sc["ramp_timeout"] + sc["warmup"] + sc["duration"] + 300
+        m = run_loadgen(srv, lg, timeout, stats_before_window=True)
+        m["before"] = before
+        # the loadgen has closed every session when run_loadgen returns
+        t_closed = (m.get("closed") or {}).get("t1") or time.time()
+        deadline = time.monotonic() + sc["settle"]
+        base_tasks = before["stats"].get("tasks", 0)
+        polls = []
+        st: dict[str, Any] = {}
+        done = False
+        while True:
+            st = srv.stats()
+            polls.append((round(time.time() - t_closed, 2), st.get("sessions"), st.get("active"),
+                          st.get("tasks")))
+            done = (st.get("sessions") == 0 and st.get("active") == 0
+                    and (st.get("tasks") or 0) <= base_tasks + SCALE_TASK_SLACK)
+            if done or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        m["drained_s"] = time.time() - t_closed if done else None
+        time.sleep(2.0)  # let the last closes' garbage go
+        m["after"] = {**sample(pid), "fds": fds(pid), "stats": srv.stats(), "polls": polls[-20:]}
+    return m
+
+
+def fds(pid: int) -> int | None:
+    """Open file descriptors of the server's process tree."""
+    total = 0
+    for p in tree(pid):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            total += p.num_fds()
+    return total or None
+
+
+def scale_metrics(m: dict[str, Any], n: int) -> dict[str, Any]:
+    """What the scale run shows, and the checks: connected, started once each,
+    idle CPU, back to baseline."""
+    r = m.get("result") or {}
+    out: dict[str, Any] = {"wanted": n}
+    if m.get("error"):
+        out["error"] = m["error"]
+    if "s0" not in m or "s1" not in m or "before" not in m:
+        out.setdefault("error", "no window")
+        return out
+    before, after = m["before"], m.get("after") or {}
+    st0, st1 = m.get("stats0") or {}, m.get("stats1") or {}
+    b_st, a_st = before.get("stats") or {}, after.get("stats") or {}
+    dur = r.get("duration") or (m["s1"]["time"] - m["s0"]["time"])
+    cpu = m["s1"]["cpu_s"] - m["s0"]["cpu_s"]
+    connected = r.get("sessions", 0)
+    started = (st1.get("started") or 0) - (b_st.get("started") or 0)
+    runs = st1.get("runs_per_session") or {}
+    rss_per = ((m["s1"]["rss_mb"] - before["rss_mb"]) * 1024 / connected) if connected else None
+    closed = m.get("closed") or {}
+    out.update(
+        sessions=connected,
+        failed=r.get("failed", 0),
+        ramp_s=r.get("ramp_s"),
+        lost_while_idle=r.get("closed", 0),
+        close_samples=r.get("close_samples"),
+        server_sessions=st1.get("sessions"),
+        persistent_started=started,
+        persistent_running=st1.get("active"),
+        sessions_with_one_run=runs.get("1", 0),
+        runs_per_session=runs,
+        idle_cpu_pct=100.0 * cpu / dur,
+        window_s=dur,
+        heartbeats_per_s=None,
+        rss_base_mb=before["rss_mb"],
+        rss_mb=m["s1"]["rss_mb"],
+        rss_kb_per_session=rss_per,
+        tasks_base=b_st.get("tasks"),
+        tasks=st0.get("tasks"),
+        fds_base=before.get("fds"),
+        closed_by_client=closed.get("closed"),
+        close_s=(closed.get("t1") or 0) - (closed.get("t0") or 0) if closed.get("t0") else None,
+        drained_s=m.get("drained_s"),
+        after_sessions=a_st.get("sessions"),
+        after_running=a_st.get("active"),
+        after_tasks=a_st.get("tasks"),
+        after_fds=after.get("fds"),
+        after_rss_mb=after.get("rss_mb"),
+        lg_cpu_pct=r.get("loadgen_cpu_pct"),
+        other_cpu_pct=other_cpu_pct(m),
+        attempt=m.get("attempt"),
+    )
+    out["heartbeats_per_s"] = (r.get("heartbeats") or 0) / dur if dur else None
+    tasks_ok = (out["after_tasks"] is not None and out["tasks_base"] is not None
+                and out["after_tasks"] <= out["tasks_base"] + SCALE_TASK_SLACK)
+    fds_ok = (out["after_fds"] is not None and out["fds_base"] is not None
+              and out["after_fds"] <= out["fds_base"] + SCALE_TASK_SLACK)
+    out["checks"] = {
+        "all connected": connected == n and not out["failed"],
+        "none lost while idle": not out["lost_while_idle"],
+        "server holds every session": st1.get("sessions") == n,
+        "every persistent callback started exactly once": started == n
+        and runs.get("1", 0) == n and st1.get("active") == n,
+        f"idle CPU <= {SCALE_IDLE_CPU_PCT:g}% of a core": out["idle_cpu_pct"]
+        <= SCALE_IDLE_CPU_PCT,
+        "after close: 0 sessions, 0 callbacks": a_st.get("sessions") == 0
+        and a_st.get("active") == 0,
+        f"after close: tasks, fds <= baseline + {SCALE_TASK_SLACK}": tasks_ok and fds_ok,
+    }
+    out["ok"] = all(out["checks"].values())
+    return out
+
+
+def render_scale(res: dict[str, dict[str, Any]], n: int, sc: dict[str, Any]) -> str:
+    head = ["contender", "connected", "ramp s", "started", "running", "1 run/sess", "idle cpu%",
+            "hb/s", "RSS MB", "KB/sess", "tasks", "| closed", "drain s", "sessions", "running",
+            "tasks (base)", "fds (base)", "RSS MB", "ok"]  # fmt: skip
+    rows: list[list[Any]] = []
+    notes: list[str] = []
+    for name, v in res.items():
+        if "skipped" in v:
+            rows.append([name, "skipped"])
+            notes.append(f"  {name}: skipped: {v['skipped']}")
+            continue
+        if "checks" not in v:
+            rows.append([name, "failed"])
+            notes.append(f"  {name}: failed: {v.get('error')}")
+            continue
+        rows.append([
+            name, fmt(v["sessions"]), fmt(v["ramp_s"], 1), fmt(v["persistent_started"]),
+            fmt(v["persistent_running"]), fmt(v["sessions_with_one_run"]),
+            fmt(v["idle_cpu_pct"], 2), fmt(v["heartbeats_per_s"], 0), fmt(v["rss_mb"], 0),
+            fmt(v["rss_kb_per_session"], 1), fmt(v["tasks"]), "| " + fmt(v["closed_by_client"]),
+            fmt(v["drained_s"], 1), fmt(v["after_sessions"]), fmt(v["after_running"]),
+            f"{fmt(v['after_tasks'])} ({fmt(v['tasks_base'])})",
+            f"{fmt(v['after_fds'])} ({fmt(v['fds_base'])})", fmt(v["after_rss_mb"], 0),
+            fmt(v["ok"]),
+        ])  # fmt: skip
+        failed = [c for c, ok in v["checks"].items() if not ok]
+        if failed:
+            notes.append(f"  {name}: FAILED: {'; '.join(failed)}")
+    title = (f"(scale) {n:,} idle sessions on one server process, {sc['sources']} source "
+             f"addresses from {sc['source_base']}, heartbeat every {sc['heartbeat']:g} s, "
+             f"callbacks waking every {sc['idle_sleep']:g} s; idle window {sc['duration']:g} s "
+             "(left of |: connected; right: after every session closed)")
+    return layout(title, head, rows) + ("\n" + "\n".join(notes) if notes else "")
 
 
 # --------------------------------------------------------------------------
@@ -754,7 +952,7 @@ def render_slow(res: dict[str, dict[str, Any]], duration: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="quartdash side-by-side benchmark")
     ap.add_argument("--quick", action="store_true", help="short windows, small N, 1 run")
-    ap.add_argument("--scenarios", default="a,b,c,d", help="comma list of a,b,c,d,slow")
+    ap.add_argument("--scenarios", default="a,b,c,d", help="comma list of a,b,c,d,slow,scale")
     ap.add_argument("--scenario", help="alias of --scenarios (e.g. --scenario slow)")
     ap.add_argument("--runs", type=int, default=None, help="runs per measurement (default 3)")
     ap.add_argument("--sizes", default=None, help="N for (a), default 100,1000,3000")
@@ -773,6 +971,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--http-driver", choices=["wrk", "loadgen"], default="wrk",
                     help="HTTP load driver for c and cfig (wrk: installed if missing, as root)")
     ap.add_argument("--slow-duration", type=float, default=None, help="default 60 (quick 15)")
+    ap.add_argument("--scale-sessions", type=int, default=None,
+                    help="sessions for scale (default 50000, quick 2000)")
+    ap.add_argument("--scale-sources", type=int, default=None,
+                    help="loopback source addresses for scale (default: one per "
+                    "--scale-per-source sessions, at least 2)")
+    ap.add_argument("--scale-source-base", default="127.0.0.2")
+    ap.add_argument("--scale-per-source", type=int, default=25_000,
+                    help="most sessions per source address (ephemeral ports: "
+                    "net.ipv4.ip_local_port_range)")
+    ap.add_argument("--scale-ramp", type=int, default=500, help="connections opened at a time")
+    ap.add_argument("--scale-idle-sleep", type=float, default=300.0,
+                    help="s between an idle persistent callback's wake-ups (BENCH_IDLE_SLEEP)")
+    ap.add_argument("--scale-heartbeat", type=float, default=30.0,
+                    help="s between a session's heartbeats (quartdash's worker: 30)")
+    ap.add_argument("--scale-settle", type=float, default=120.0,
+                    help="max s for the server to get back to its baseline after the close")
     ap.add_argument("--client", choices=["raw", "websockets"], default="raw")
     ap.add_argument("--out", default=None, help="JSON results file")
     ap.add_argument(
@@ -807,6 +1021,7 @@ def main(argv: list[str] | None = None) -> int:
     warmup = args.warmup if args.warmup is not None else (2.0 if q else 3.0)
     duration = args.duration if args.duration is not None else (4.0 if q else 10.0)
     idle_n = args.idle_sessions or (2000 if q else 10000)
+    scale_n = args.scale_sessions or (2000 if q else 50000)
     slow_dur = args.slow_duration or (15.0 if q else 60.0)
     try:
         add_servers([x.strip() for x in args.servers.split(",") if x.strip()])
@@ -820,7 +1035,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_other is None and not q:
         args.max_other = 25.0
 
-    nofile = raise_nofile()
+    # scale: the server holds every session's socket (one worker process)
+    nofile = raise_nofile(scale_n + 2000 if "scale" in scenarios else 0)
     out_path, logdir = result_paths(args.out)
 
     skipped: dict[str, str] = {}
@@ -848,6 +1064,7 @@ def main(argv: list[str] | None = None) -> int:
             "getprop_k": args.getprop_k,
             "http_conns": args.http_conns,
             "slow_duration": slow_dur,
+            "scale_sessions": scale_n,
             "client": args.client,
             "quick": q,
             "quiet_wait": args.quiet_wait,
@@ -959,6 +1176,32 @@ def main(argv: list[str] | None = None) -> int:
                 report["scenarios"]["slow"] = res
                 tables.append(render_slow(res, slow_dur))
                 print(tables[-1] + "\n", flush=True)
+            elif scn == "scale":
+                sc = scale_settings(args, scale_n, nofile)
+                report["settings"]["scale"] = sc
+                res = {}
+                for name in SCENARIO_CONTENDERS["scale"]:
+                    if name not in wanted:
+                        continue
+                    if name in skipped:
+                        res[name] = {"skipped": skipped[name]}
+                        continue
+                    if sc.get("error"):
+                        res[name] = {"skipped": sc["error"]}
+                        continue
+
+                    def once(name: str = name, sc: dict[str, Any] = sc) -> dict[str, Any]:
+                        m = scale_once(name, scale_n, sc, logdir, "scale")
+                        m["other_cpu_pct"] = other_cpu_pct(m)
+                        return m
+
+                    m = quietest(once, args, lambda name=name:
+                                 f"[{time.monotonic() - t_start:6.0f}s] scale: {name} ")
+                    res[name] = scale_metrics(m, scale_n)
+                    res[name]["raw"] = strip(m)
+                report["scenarios"]["scale"] = res
+                tables.append(render_scale(res, scale_n, sc))
+                print(tables[-1] + "\n", flush=True)
     finally:
         save(report, tables, out_path, logdir, t_start)
     print_tables(
@@ -968,6 +1211,47 @@ def main(argv: list[str] | None = None) -> int:
         skipped, tables,
     )
     return 0
+
+
+def scale_settings(args: argparse.Namespace, n: int, nofile: int) -> dict[str, Any]:
+    """The scale run's settings; ``error`` when this machine cannot hold ``n``
+    sessions (RLIMIT_NOFILE)."""
+    per = max(1, args.scale_per_source)
+    sources = args.scale_sources or max(2, -(-n // per))
+    per = -(-n // sources)  # spread evenly
+    procs = max(args.procs, 2, -(-n // max(1000, nofile - 500)))
+    sc: dict[str, Any] = {
+        "sessions": n, "sources": sources, "source_base": args.scale_source_base,
+        "per_source": per, "procs": procs, "ramp": args.scale_ramp,
+        "ramp_timeout": max(300.0, n / 50.0), "heartbeat": args.scale_heartbeat,
+        "idle_sleep": args.scale_idle_sleep,
+        # the server's inactivity timeout (ms; quartdash's default 300,000 would
+        # close idle sessions during a long ramp): one hour, still armed
+        "inactivity_ms": 3_600_000,
+        "warmup": args.warmup if args.warmup is not None else (5.0 if args.quick else 30.0),
+        "duration": args.duration if args.duration is not None
+        else (10.0 if args.quick else 30.0),
+        "settle": args.scale_settle, "backlog": 65535, "nofile": nofile,
+        "somaxconn": _read_int("/proc/sys/net/core/somaxconn"),
+        "ip_local_port_range": _read_text("/proc/sys/net/ipv4/ip_local_port_range"),
+    }  # fmt: skip
+    if nofile < n + 1000:
+        sc["error"] = (f"RLIMIT_NOFILE is {nofile} (hard limit), the server needs {n + 1000} "
+                       "for its sockets: raise the hard limit (ulimit -Hn, limits.conf, or run "
+                       "as root with CAP_SYS_RESOURCE) or use --scale-sessions")
+    return sc
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def _read_int(path: str) -> int | None:
+    text = _read_text(path)
+    return int(text) if text and text.isdigit() else None
 
 
 def result_paths(out: str | None, prefix: str = "") -> tuple[Path, Path]:

@@ -10,6 +10,7 @@ contender and prints why.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections import Counter
@@ -30,6 +31,10 @@ app = Dash(
     # How long a dropped session waits for its client (bench/resume.py); 30 s
     # is quartdash's default, 0 turns resume off.
     websocket_resume_timeout=float(os.environ.get("BENCH_RESUME_TIMEOUT", "30")),
+    # ms without a non-heartbeat message before the server closes a session
+    # (quartdash's default: 300,000); the scale scenario keeps idle sessions
+    # open longer than that.
+    websocket_inactivity_timeout=int(os.environ.get("BENCH_INACTIVITY_TIMEOUT", "300000")),
 )
 app.layout = common.dash_layout()
 
@@ -85,6 +90,12 @@ for _signal, _what in ((signals.session_detached, "detached"),
 
 @asgi.route("/_bench/stats")
 async def bench_stats():
-    states = Counter(s.state.value for s in app.live.sessions)
+    sessions = list(app.live.sessions)
+    states = Counter(s.state.value for s in sessions)
+    # distinct callback runs per session ({"1": n}: every session runs its
+    # persistent callback and nothing else; a request joining a running
+    # persistent callback is one more key of the same run)
+    runs = Counter(str(len(list(s.runs))) for s in sessions)
     return {**common.stats(), "time": time.time(), "resume": dict(RESUME),
-            "session_states": dict(states)}
+            "session_states": dict(states), "sessions": len(sessions),
+            "runs_per_session": dict(runs), "tasks": len(asyncio.all_tasks())}
