@@ -273,6 +273,7 @@ async def test_short_churn_leaks_nothing(serve_app: Any) -> None:
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(900)  # a 600 s run: setup.cfg's 120 s per test would end it
 def test_soak_ten_minutes(tmp_path: Path) -> None:
     soak = _soak_module()
     assert soak.main(["--duration", "600", "--json", str(tmp_path / "soak.json")]) == 0
