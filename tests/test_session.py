@@ -361,6 +361,30 @@ async def test_an_idle_session_holds_no_sender_task(
                             for m in running.transport.sent) == 2)
 
 
+async def test_a_lone_frame_after_a_quiet_stretch_ends_its_task_at_once(
+        running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A heartbeat's ack after a quiet stretch: its task sends it and ends,
+    holding no future and no idle timer for SENDER_IDLE; a frame right after
+    another keeps its task waiting for more (a pusher's steady state)."""
+    monkeypatch.setattr(sender_module, "SENDER_IDLE", 0.5)
+    sender = running.session.sender
+
+    def acks() -> int:
+        return sum(m["type"] == "heartbeat_ack" for m in running.transport.sent)
+
+    await until(lambda: sender._task is None)  # whatever the start sent is done
+    await asyncio.sleep(0.6)  # quiet for longer than SENDER_IDLE
+    running.transport.feed({"type": "heartbeat"})
+    await until(lambda: acks() == 1)
+    await until(lambda: sender._task is None, timeout=0.2)  # well before SENDER_IDLE
+    assert sender._idle_timer is None and sender._waiter is None
+    running.transport.feed({"type": "heartbeat"})  # right after the last one
+    await until(lambda: acks() == 2)
+    await asyncio.sleep(0.05)
+    assert sender._task is not None and sender._waiter is not None
+    await until(lambda: sender._task is None, timeout=1.0)  # then SENDER_IDLE ends it
+
+
 async def test_idle_sessions_share_the_loops_timers() -> None:
     """Sessions arm their inactivity deadline in the loop's shared table (a
     few timers for many sessions) and close with 4001 when it comes."""

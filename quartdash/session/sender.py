@@ -7,7 +7,8 @@ costs one send.
 
 The sending task exists only while there is something to send: the outbox
 starts it when a frame arrives, and it ends after :data:`SENDER_IDLE`
-seconds without frames. An idle session (most of a large server's) thus
+seconds without frames (at once after a lone frame, such as a heartbeat's
+ack, that follows a quiet stretch). An idle session (most of a large server's) thus
 holds no task, no coroutine stack and no Event for its outbound side; a
 session pushing steadily keeps one task.
 
@@ -54,7 +55,7 @@ class Sender:
     coalesced to the latest values until it catches up.
     """
 
-    __slots__ = ("_idle_since", "_idle_timer", "_loop", "_on_stall", "_stall", "_task",
+    __slots__ = ("_ended_at", "_idle_since", "_idle_timer", "_loop", "_on_stall", "_stall", "_task",
                  "_transport", "_waiter", "_watchdog", "bytes_sent", "frames_sent", "log",
                  "outbox", "seq")
 
@@ -72,6 +73,7 @@ class Sender:
         self._task: asyncio.Task[None] | None = None  # only while there is work
         self._waiter: asyncio.Future[bool] | None = None  # the task waiting for frames
         self._idle_since = 0.0
+        self._ended_at = float("-inf")  # when the last task ended
         self._idle_timer: asyncio.TimerHandle | None = None
         self._watchdog: asyncio.TimerHandle | None = None
 
@@ -130,10 +132,14 @@ class Sender:
 
     async def _run(self, transport: Transport) -> None:
         outbox, send, loop = self.outbox, transport.send, self._loop
+        # Linger for more frames only when frames came recently (a pusher): a
+        # lone frame after a quiet stretch (a heartbeat's ack) ends its task
+        # at once instead of keeping a future and a timer for SENDER_IDLE.
+        steady = loop.time() - self._ended_at < SENDER_IDLE
         try:
             while not outbox.closed:
                 if not len(outbox):
-                    if await self._idle() or len(outbox):
+                    if steady and (await self._idle() or len(outbox)):
                         continue
                     return  # idle: the next frame starts a new task
                 frames = outbox.drain() if self.log is None else self._number(outbox)
@@ -150,6 +156,7 @@ class Sender:
             # queued after it finds no task and starts one.
             if self._task is asyncio.current_task():
                 self._task = None
+                self._ended_at = loop.time()
                 self._end_idle_timer()
                 self._disarm()  # no send of ours is blocked now: nothing to watch
 
