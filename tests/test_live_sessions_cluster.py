@@ -22,7 +22,7 @@ from playwright.async_api import BrowserContext, Page
 
 from quartdash.broadcast.presence import DEFAULT_TTL
 from quartdash.testing import DashClient, TestRenderer
-from tests.helpers import from_every_worker, http_get, one_worker_held, open_page
+from tests.helpers import connect_placed, from_every_worker, http_get, one_worker_held, open_page
 
 pytestmark = pytest.mark.redis
 
@@ -61,9 +61,7 @@ class Tab:
 async def open_tab(server: Any, user: str, *, elsewhere: bool = False) -> Tab:
     """``elsewhere``: away from the worker the kernel would pick for a request now."""
     client = DashClient(server.url, headers={"Cookie": f"user={user}"})
-    if elsewhere:
-        async with one_worker_held(server.http_url("/sessions")):
-            await client.connect()
+    await connect_placed(client.connect, server.http_url("/sessions"), elsewhere=elsewhere)
     tab = await client.open_renderer()
     worker = int((await tab.wait_for_push("worker", "children"))[0].value)
     return Tab(user, client, tab, worker)
@@ -224,10 +222,8 @@ async def relayed_out(server: Any) -> int:
 
 
 async def resume(server: Any, client: DashClient, *, elsewhere: bool) -> str | None:
-    if not elsewhere:
-        return await client.resume()
-    async with one_worker_held(server.http_url("/sessions")):
-        return await client.resume()
+    return await connect_placed(client.resume, server.http_url("/sessions"),
+                                elsewhere=elsewhere)
 
 
 async def test_a_resume_on_another_worker_checks_the_identity(serve_app: Any,

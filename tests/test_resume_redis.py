@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from quartdash.testing import DashClient
-from tests.helpers import from_every_worker, one_worker_held
+from tests.helpers import connect_placed, from_every_worker
 from tests.helpers.proxy import FaultProxy
 from tests.test_resume import appended, exactly_counting
 
@@ -47,10 +47,8 @@ async def holder_pid(tab: Any) -> int:
 
 async def resume(server: Any, client: DashClient, *, elsewhere: bool) -> str | None:
     """``elsewhere``: away from the worker the kernel would pick for a request now."""
-    if not elsewhere:
-        return await client.resume()
-    async with one_worker_held(server.http_url("/_resume/stats")):
-        return await client.resume()
+    return await connect_placed(client.resume, server.http_url("/_resume/stats"),
+                                elsewhere=elsewhere)
 
 
 async def test_resumes_land_on_both_workers_and_lose_nothing(serve_app: Any,

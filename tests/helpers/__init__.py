@@ -2,7 +2,8 @@
 
 - net: ``free_port``, ``wait_until``, ``http_get`` / ``http_request`` (stdlib, blocking),
   ``from_every_worker`` (a stats endpoint of each ``-w 2`` worker),
-  ``one_worker_held`` (the next connection lands on another worker).
+  ``one_worker_held`` (the next connection lands on another worker),
+  ``connect_placed`` (a connection there, or wherever the kernel puts it).
 - server: ``start_server`` / ``ServerProcess``: hypercorn (or ``server="uvicorn"`` /
   ``"granian"``) in a subprocess; ``SERVERS``; ``server_command``.
 - browser: Chromium launch options, ``open_page``, ``assert_no_console_errors``,
@@ -26,6 +27,7 @@ from .demo import DemoError, DemoProcess, close_code, first_push, open_session, 
 from .net import (
     LOOPBACK,
     HttpResponse,
+    connect_placed,
     free_port,
     from_every_worker,
     http_get,
@@ -61,6 +63,7 @@ __all__ = [
     "ServerStopTimeout",
     "assert_no_console_errors",
     "close_code",
+    "connect_placed",
     "first_push",
     "free_port",
     "from_every_worker",

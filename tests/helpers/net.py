@@ -8,12 +8,14 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 LOOPBACK = "127.0.0.1"
+
+T = TypeVar("T")
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -104,6 +106,17 @@ async def one_worker_held(url: str, hold: float = 0.3) -> AsyncIterator[asyncio.
     finally:
         response = await held
         assert response.status == 200, (url, response.status, response.body[:300])
+
+
+async def connect_placed(connect: Callable[[], Awaitable[T]], url: str, *,
+                         elsewhere: bool) -> T:
+    """Await ``connect()`` (which opens a connection); with ``elsewhere``, while
+    the worker a request to ``url`` would land on is held, so the connection
+    lands on another (``one_worker_held``)."""
+    if not elsewhere:
+        return await connect()
+    async with one_worker_held(url):
+        return await connect()
 
 
 async def from_every_worker(url: str, *, workers: int, key: str,
