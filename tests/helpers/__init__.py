@@ -3,7 +3,8 @@
 - net: ``free_port``, ``wait_until``, ``http_get`` / ``http_request`` (stdlib, blocking),
   ``from_every_worker`` (a stats endpoint of each ``-w 2`` worker),
   ``one_worker_held`` (the next connection lands on another worker),
-  ``connect_placed`` (a connection there, or wherever the kernel puts it).
+  ``connect_placed`` (a connection there, or wherever the kernel puts it),
+  ``worker_held`` (one chosen worker of two accepts nothing for a while).
 - server: ``start_server`` / ``ServerProcess``: hypercorn (or ``server="uvicorn"`` /
   ``"granian"``) in a subprocess; ``SERVERS``; ``server_command``.
 - browser: Chromium launch options, ``open_page``, ``assert_no_console_errors``,
@@ -35,6 +36,7 @@ from .net import (
     one_worker_held,
     port_accepts,
     wait_until,
+    worker_held,
 )
 from .redis_server import RedisServer
 from .server import (
@@ -82,4 +84,5 @@ __all__ = [
     "start_server",
     "wait_until",
     "watch_errors",
+    "worker_held",
 ]

@@ -89,8 +89,9 @@ def http_request(
             return HttpResponse(error.code, dict(error.headers.items()), error.read())
 
 
-def _with_hold(url: str, hold: float) -> str:
-    return url + ("&" if "?" in url else "?") + f"hold={hold}"
+def _with_hold(url: str, hold: float, pid: int | None = None) -> str:
+    held = url + ("&" if "?" in url else "?") + f"hold={hold}"
+    return held if pid is None else f"{held}&pid={pid}"
 
 
 @asynccontextmanager
@@ -106,6 +107,25 @@ async def one_worker_held(url: str, hold: float = 0.3) -> AsyncIterator[asyncio.
     finally:
         response = await held
         assert response.status == 200, (url, response.status, response.body[:300])
+
+
+@asynccontextmanager
+async def worker_held(url: str, pid: int, hold: float = 1.5) -> AsyncIterator[None]:
+    """While inside (for about ``hold`` - 0.3 s), worker ``pid`` of two (an app
+    using tests/apps/_workers.py) accepts nothing, so a connection opened now
+    lands on the other one. Two ``?hold=&pid=`` GETs: the first blocks P, or
+    blocks the other worker briefly, so the second can only land on P."""
+    url = _with_hold(url, hold, pid)
+    first = asyncio.create_task(asyncio.to_thread(http_get, url, timeout=5))
+    await asyncio.sleep(0.05)  # the first reached its worker, which is now blocked
+    second = asyncio.create_task(asyncio.to_thread(http_get, url, timeout=5))
+    await asyncio.sleep(0.25)  # the other worker's brief hold is over
+    try:
+        yield
+    finally:
+        answers = [await first, await second]
+        pids = {json.loads(a.body).get("pid") for a in answers if a.status == 200}
+        assert pid in pids, (pid, [(a.status, a.body[:300]) for a in answers])
 
 
 async def connect_placed(connect: Callable[[], Awaitable[T]], url: str, *,
