@@ -30,7 +30,7 @@ from ..wire.outbox import Outbox
 from ..wire.replay import ReplayLog
 from ..wire.rules import SendStall
 
-__all__ = ["SENDER_IDLE", "Sender"]
+__all__ = ["SENDER_IDLE", "Sender", "wait_ended"]
 
 # Messages per frame when replaying a backlog: one frame of everything could
 # be as large as the whole replay budget.
@@ -86,23 +86,25 @@ class Sender:
         if len(self.outbox):
             self._spawn(transport)
 
-    async def pause(self) -> None:
-        """End the task but keep what waits: the session may get a new transport."""
+    def pause(self) -> asyncio.Task[None] | None:
+        """Stop sending now but keep what waits: the session may get a new
+        transport at once (a start() makes its own task). Returns the task
+        that was sending, cancelled, for :func:`wait_ended`."""
         self._transport = None
         self._disarm()
         self._end_idle_timer()
-        task, self._task = self._task, None  # ending: a start() meanwhile makes its own
+        self._stall.send_finished()  # nothing of ours is blocked on the new transport
+        task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            await asyncio.wait([task], timeout=1)
-        self._stall.send_finished()
+        return task
 
     async def stop(self) -> None:
         """Close the outbox and end the task. First thing at shutdown: a send
         blocked on a client that stopped reading holds the socket, and the
         close frame must get through."""
         self.outbox.close()
-        await self.pause()
+        await wait_ended(self.pause())
 
     async def replay(self, transport: Transport, after: int) -> bool:
         """Send, in order, the logged messages after ``after`` (what the client
@@ -225,3 +227,10 @@ class Sender:
                            "silent client")
         else:
             self._arm(remaining)
+
+
+async def wait_ended(task: asyncio.Task[None] | None) -> None:
+    """Wait (a second at most) for a task :meth:`Sender.pause` cancelled: a
+    send stuck on a dead socket may take a moment to give up."""
+    if task is not None:
+        await asyncio.wait([task], timeout=1)

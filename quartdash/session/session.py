@@ -43,7 +43,7 @@ from .info import SessionInfo
 from .reads import PropReads
 from .records import RECORD_BYTES, Renderer
 from .runs import Runs, cancel_event_triggered, end_runs
-from .sender import Sender
+from .sender import Sender, wait_ended
 
 __all__ = ["CLOSE_TIMEOUT", "Session", "State"]
 
@@ -282,7 +282,9 @@ class Session:
             assert task is not None
             if self._close is None and self._takeover:
                 task.uncancel()  # a new socket takes over: wait for nobody
-                await self._detach(transport, superseded=True)
+                # Shielded: the server may cancel us again as it notices the
+                # old socket's end, and a half-done detach has no expiry.
+                await _shielded(self._detach(transport, superseded=True))
                 return
             if self._close is not None:
                 task.uncancel()  # we cancelled ourselves to leave receive(): a close
@@ -352,17 +354,20 @@ class Session:
     async def _detach(self, transport: Transport, superseded: bool = False) -> None:
         """The socket is gone but the client may come back: keep everything,
         send nothing, and wait ``resume_timeout`` for :meth:`resume`."""
+        # Everything up to the first await: a resume may run as soon as we yield,
+        # and must find the session fully detached (an expiry it can cancel).
         self.state = State.DETACHED
         self._disarm_idle_timer()
-        await self.sender.pause()
+        sending = self.sender.pause()
+        self._expiry = self.loop.call_later(self.config.resume_timeout, self._expire)
+        signals.emit(signals.session_detached, self.app, session=self)
+        if self._detached is not None:
+            self._detached.set()  # the new socket goes on now, not after the old one's close
+        await wait_ended(sending)
         if superseded:
             with contextlib.suppress(TimeoutError, OSError, RuntimeError):
                 async with asyncio.timeout(1):
                     await transport.close(CloseCode.SUPERSEDED, "Resumed on a new connection")
-        self._expiry = self.loop.call_later(self.config.resume_timeout, self._expire)
-        signals.emit(signals.session_detached, self.app, session=self)
-        if self._detached is not None:
-            self._detached.set()
 
     async def _take_over(self) -> None:
         """A resume while the old socket still looks open (it died silently):
