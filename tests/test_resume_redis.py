@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import pytest
 
 from quartdash.testing import DashClient
@@ -122,3 +123,86 @@ async def test_a_holder_that_died_is_unreachable(serve_app: Any, redis_server: A
     finally:
         await proxy.close()
     assert relays(await worker_stats(other))["unreachable"] == 1
+
+
+class _BusyHolderSession:
+    """A session whose worker is slow to take it over (its old socket's end
+    still to notice, its loop busy): it answers after ``delay`` s, then
+    sends ``FRAMES`` at once and closes."""
+
+    FRAMES = [f'{{"seq":{n}}}' for n in range(1, 21)]
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    async def resume(self, link: Any, last_seq: int) -> None:
+        await asyncio.sleep(self.delay)
+        # In one Redis round trip, in order: they reach the relaying worker
+        # together, as when its loop was busy while they came.
+        async with link._relay._redis.pipeline(transaction=False) as pipe:
+            for frame in self.FRAMES:
+                pipe.publish(link._reply, orjson.dumps({"op": "frame", "conn": link._conn,
+                                                        "text": frame}))
+            await pipe.execute()
+        await link.close(1000, "done")
+
+
+class _Registry:
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    def find(self, token: str, binding: str) -> tuple[Any, Any]:
+        return self.session, None
+
+
+class _Client:
+    """The relaying worker's end of the client's socket."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.closed_with: tuple[int, str] | None = None
+
+    async def receive(self) -> str:
+        await asyncio.Event().wait()  # the client says nothing
+        raise AssertionError("unreachable")
+
+    async def send(self, text: str) -> None:
+        self.sent.append(text)
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed_with = (code, reason)
+
+
+async def test_a_busy_holder_that_answered_attaching_gets_its_time(
+        redis_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers' relays on one real Redis: the holder needs longer than
+    ATTACH_TIMEOUT to resume, but said ``attaching`` at once, so the client
+    is resumed, not told ``unreachable``, and gets every frame in order. A
+    holder that says nothing is unreachable."""
+    from quartdash.broadcast import relay as relay_module
+
+    monkeypatch.setattr(relay_module, "ATTACH_TIMEOUT", 0.3)
+    holder = relay_module.RedisRelay(redis_server.url, "qd-test")
+    other = relay_module.RedisRelay(redis_server.url, "qd-test")
+    try:
+        holder.apps["app"] = _Registry(_BusyHolderSession(delay=0.8))  # type: ignore[assignment]
+        await holder.start()
+        await other.start()
+        await holder.announce("token-1")
+        client = _Client()
+        assert await other.relay("app", "token-1", 0, "binding", client) is None
+        # Every frame, in order: the first one read is not put behind the others.
+        assert (client.sent, client.closed_with) == (_BusyHolderSession.FRAMES, (1000, "done"))
+        assert other.stats["relayed_out"] == 1 and other.stats["unreachable"] == 0
+
+        holder.apps.clear()  # a holder that hears the attach but never answers
+        silent = _Client()
+        holder._on_message = lambda message: None  # type: ignore[method-assign]
+        assert await other.relay("app", "token-1", 0, "binding", silent) == "unreachable"
+        assert other.stats["unreachable"] == 1
+    finally:
+        for relay in (holder, other):
+            if relay._reader is not None:
+                relay._reader.cancel()
+                await asyncio.gather(relay._reader, return_exceptions=True)
+            await relay._redis.aclose()

@@ -14,7 +14,9 @@ stays where it is and the new worker relays:
   gets a :class:`RelayTransport`, a :class:`~quartdash.types.Transport` like
   any other, and never knows.
 * a holder that does not answer within ``ATTACH_TIMEOUT`` (crashed, stopped)
-  is reported as ``unreachable``: loss is always signalled.
+  is reported as ``unreachable``: loss is always signalled. A holder that
+  answers ``attaching`` is alive and gets ``RESUME_TIMEOUT`` more to take the
+  session off its old socket (which it may not have seen die yet).
 
 Enabled when the broadcast URL is ``redis://`` (QUARTDASH_BROADCAST_URL or
 ``broadcast.configure``); costs one Redis round trip per attach and one
@@ -43,6 +45,8 @@ log = logging.getLogger("quartdash.relay")
 
 ATTACH_TIMEOUT = 3.0
 """Seconds the holder of a session has to answer an ``attach``."""
+RESUME_TIMEOUT = 10.0
+"""Seconds a holder that answered ``attaching`` has to resume the session."""
 DIRECTORY_TTL = 24 * 3600
 """Seconds a token stays in the directory without being renewed."""
 MAX_QUEUED = 1000
@@ -143,7 +147,7 @@ class RedisRelay:
             self._spawn(self._serve_attach(message))
         elif op in ("frame", "gone") and conn in self._links:
             self._links[conn].deliver(message["text"] if op == "frame" else _GONE)
-        elif op in ("frame", "close", "lost") and conn in self._waiting:
+        elif op in ("attaching", "frame", "close", "lost") and conn in self._waiting:
             queue = self._waiting[conn]
             if queue.qsize() >= MAX_QUEUED:
                 queue.put_nowait({"op": "close", "code": 4009, "reason": "relay overflow"})
@@ -165,6 +169,7 @@ class RedisRelay:
         if session is None:
             await self.publish(reply, {"op": "lost", "conn": conn, "reason": reason.value})
             return
+        await self.publish(reply, {"op": "attaching", "conn": conn})
         link = self._links[conn] = RelayTransport(self, conn, reply)
         self.stats["attached_here"] += 1
         try:
@@ -194,20 +199,26 @@ class RedisRelay:
             try:
                 async with asyncio.timeout(ATTACH_TIMEOUT):
                     first = await queue.get()
+                if first["op"] == "attaching":
+                    async with asyncio.timeout(RESUME_TIMEOUT):
+                        first = await queue.get()
             except TimeoutError:
                 self.stats["unreachable"] += 1
+                # Should it answer after all, its session must not wait on us.
+                await _quietly(self.publish(holder, {"op": "gone", "conn": conn}),
+                               "telling a late holder its client left")
                 return LostReason.UNREACHABLE
             if first["op"] == "lost":
                 return LostReason(first["reason"])
             self.stats["relayed_out"] += 1
-            queue.put_nowait(first)
-            await self._pipe(conn, holder, queue, transport)
+            # Not back into the queue: what arrived since would overtake it.
+            await self._pipe(conn, holder, first, queue, transport)
             return None
         finally:
             del self._waiting[conn]
 
-    async def _pipe(self, conn: str, holder: str, queue: asyncio.Queue[Any],
-                    transport: Transport) -> None:
+    async def _pipe(self, conn: str, holder: str, first: dict[str, Any],
+                    queue: asyncio.Queue[Any], transport: Transport) -> None:
         async def upstream() -> None:
             while True:
                 data = await transport.receive()
@@ -215,14 +226,12 @@ class RedisRelay:
                 await self.publish(holder, {"op": "frame", "conn": conn, "text": text})
 
         async def downstream() -> None:
-            while True:
+            message = first
+            while message["op"] == "frame":
+                await transport.send(message["text"])
                 message = await queue.get()
-                if message["op"] == "frame":
-                    await transport.send(message["text"])
-                else:  # the session closed the connection
-                    await transport.close(int(message.get("code", 1000)),
-                                          str(message.get("reason", "")))
-                    return
+            # the session closed the connection
+            await transport.close(int(message.get("code", 1000)), str(message.get("reason", "")))
 
         up = asyncio.create_task(upstream())
         down = asyncio.create_task(downstream())
