@@ -84,10 +84,11 @@ class WebSocketConfig:
     """``trusted_props``: ``"component_id.prop"`` entries set_props may fill with markup."""
     inline_threshold: float = 0.001
     """``inline_threshold``: seconds. A plain ``def`` HTTP callback whose last 16 runs in
-    the thread pool each took less than this runs on the event loop from then on (a
-    thread hop costs more than such a callback); a run there over ten times this sends
-    it back to the pool for good, with a warning. 0: always the pool
-    (docs/deployment.md)."""
+    the thread pool each took less than this (in CPU time, and in wall time allowing
+    for the other runs that competed for the GIL) gets a trial run on the event loop;
+    under this there too, it stays (a thread hop costs more than such a callback); a
+    later run there over ten times this sends it back to the pool for good, with a
+    warning. 0: always the pool (docs/deployment.md, quartdash/hosting/inline.py)."""
 
     @staticmethod
     def keyword(field_name: str) -> str:

@@ -27,7 +27,7 @@ from dash.exceptions import PreventUpdate
 from quartdash import Dash
 from quartdash.hosting import dash_internals
 from quartdash.hosting.callback_plan import CallbackPlan, RequestContext
-from quartdash.hosting.inline import PROMOTE_AFTER, SLOW_FACTOR, InlinePolicy
+from quartdash.hosting.inline import MAX_EVIDENCE, PROMOTE_AFTER, SLOW_FACTOR, InlinePolicy
 
 app = Dash(__name__, inline_threshold=0.05)
 app.layout = html.Div([html.Div(id=name) for name in ("a", "b", "c", "d", "e")])
@@ -368,3 +368,66 @@ async def test_a_fast_callback_earns_the_loop_and_a_slow_one_loses_it(
         await never.run("cb", lambda: None)
     assert not never.runs_inline("cb")
     await asyncio.sleep(0)
+
+
+def compute(seconds: float, pieces: int = 10) -> int:
+    """``seconds`` of this thread's CPU in pure Python, letting go of the GIL
+    between ``pieces`` (as numpy does around its loops): other threads get in."""
+    n = 0
+    for _ in range(pieces):
+        end = time.thread_time() + seconds / pieces
+        while time.thread_time() < end:
+            n += 1
+        time.sleep(0)
+    return n
+
+
+async def rounds_until_inline(policy: InlinePolicy, call: Any, *, concurrent: int,
+                              rounds: int) -> int | None:
+    """Runs of ``call`` ``concurrent`` at a time; the round after which it ran inline."""
+    for n in range(1, rounds + 1):
+        await asyncio.gather(*(policy.run("cb", call) for _ in range(concurrent)))
+        if policy.runs_inline("cb"):
+            return n
+    return None
+
+
+async def test_a_compute_only_callback_earns_the_loop_under_load() -> None:
+    """Eight at a time in the pool, a 2 ms callback takes ~20 ms of wall time
+    waiting for the GIL: that is not held against it (its CPU time is what
+    counts), and its trial on the loop, alone, takes 2 ms."""
+    policy = InlinePolicy(0.01, ThreadPoolExecutor(8))
+    waits = []
+
+    def figure() -> int:
+        start = time.perf_counter()
+        done = compute(0.002)
+        waits.append(time.perf_counter() - start)
+        return done
+
+    promoted = await rounds_until_inline(policy, figure, concurrent=8, rounds=20)
+    assert promoted is not None, sorted(waits)[-5:]
+    assert max(waits) >= 0.01  # its wall time alone would not have promoted it
+    await policy.run("cb", figure)  # the trial, on the loop
+    assert policy.runs_inline("cb")
+
+
+async def test_a_callback_that_waits_on_io_loses_its_trial_and_waits_longer() -> None:
+    """Under the same load a callback sleeping 20 ms (a query) looks cheap in
+    CPU; its trial on the loop shows the wait: back to the pool, and the
+    next trial needs twice the fast runs."""
+    policy = InlinePolicy(0.01, ThreadPoolExecutor(8))
+    io = lambda: time.sleep(0.02)  # noqa: E731
+    assert await rounds_until_inline(policy, io, concurrent=8, rounds=4) is not None
+    loop_thread = threading.get_ident()
+    assert await policy.run("cb", lambda: (io(), threading.get_ident())[1]) == loop_thread
+    assert not policy.runs_inline("cb")  # the trial held the loop 20 ms: lost
+    record = policy._records["cb"]
+    assert record.needed == 2 * PROMOTE_AFTER and not record.demoted
+    for _ in range(8):
+        record.needed = min(record.needed * 2, MAX_EVIDENCE)
+    assert record.needed == MAX_EVIDENCE
+    # Alone in the pool, its 20 ms wall time is no fast run at all.
+    for _ in range(PROMOTE_AFTER):
+        await policy.run("cb", io)
+    assert policy._records["cb"].fast_runs == 0

@@ -4,11 +4,22 @@ A thread hop (submit, wake a worker, hand the GIL over and back, wake the
 loop) costs more than a trivial callback does. Running every ``def``
 callback on the loop, as Dash's FastAPI backend does, is fast until one of
 them blocks and every user of the worker waits. So a callback earns the
-loop: it starts in the pool, and once its last :data:`PROMOTE_AFTER` runs
-there each took less than the threshold (``inline_threshold``), it runs on
-the loop. A run there that takes over :data:`SLOW_FACTOR` times the
-threshold sends it back to the pool for good, with one warning: at most one
-slow run per callback and process ever holds the loop.
+loop:
+
+1. It starts in the pool. A run there counts as fast when the callback's own
+   CPU time was under the threshold (``inline_threshold``) and so was its
+   wall time, allowing one threshold more for each other pool run that
+   competed with it for the GIL: under load a 1 ms figure can take 10 ms of
+   wall time in a thread, waiting for the GIL, not for I/O.
+2. After :data:`PROMOTE_AFTER` fast runs in a row its next run is a trial on
+   the loop, where GIL waits are rare (the interpreter switches threads
+   every 5 ms): under the threshold in wall time, it stays there. Over it
+   (it waits on I/O, or was unlucky), it goes back to the pool and needs
+   twice as many fast runs before the next trial (:data:`MAX_EVIDENCE` at
+   most): a callback that waits on I/O holds the loop for one run per trial
+   only, ever rarer.
+3. A later run on the loop that takes over :data:`SLOW_FACTOR` times the
+   threshold sends it back to the pool for good, with one warning.
 """
 
 from __future__ import annotations
@@ -21,20 +32,23 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-__all__ = ["PROMOTE_AFTER", "SLOW_FACTOR", "InlinePolicy"]
+__all__ = ["MAX_EVIDENCE", "PROMOTE_AFTER", "SLOW_FACTOR", "InlinePolicy"]
 
 log = logging.getLogger("quartdash")
 
 PROMOTE_AFTER = 16
+MAX_EVIDENCE = 1024
 SLOW_FACTOR = 10
 
 
 class _Record:
-    __slots__ = ("demoted", "fast_runs", "inline")
+    __slots__ = ("demoted", "fast_runs", "inline", "needed", "trial")
 
     def __init__(self) -> None:
         self.fast_runs = 0
+        self.needed = PROMOTE_AFTER  # fast runs before the next trial
         self.inline = False
+        self.trial = False  # the next run on the loop decides
         self.demoted = False
 
 
@@ -45,6 +59,8 @@ class InlinePolicy:
         self.threshold = threshold
         self.executor = executor
         self._records: dict[str, _Record] = {}
+        self._in_pool = 0  # runs of any callback in the pool now
+        self._started = 0  # runs of any callback started in the pool, ever
 
     def runs_inline(self, callback_id: str) -> bool:
         record = self._records.get(callback_id)
@@ -68,26 +84,43 @@ class InlinePolicy:
             return self.run_inline(callback_id, call)
         context = contextvars.copy_context()  # ctx, set_props, get_app() in the thread
 
-        def timed() -> tuple[Any, float]:
-            start = time.perf_counter()
+        def timed() -> tuple[Any, float, float]:
+            start, cpu = time.perf_counter(), time.thread_time()
             result = context.run(call)
-            return result, time.perf_counter() - start
+            return result, time.perf_counter() - start, time.thread_time() - cpu
 
-        result, seconds = await asyncio.get_running_loop().run_in_executor(self.executor, timed)
-        self._ran_in_pool(record, seconds)
+        # The other pool runs that overlapped this one: running when it
+        # started, or started before it ended.
+        others, started = self._in_pool, self._started
+        self._in_pool += 1
+        self._started += 1
+        try:
+            result, wall, cpu = await asyncio.get_running_loop().run_in_executor(
+                self.executor, timed)
+        finally:
+            self._in_pool -= 1
+        self._ran_in_pool(record, wall, cpu, others + self._started - started - 1)
         return result
 
-    def _ran_in_pool(self, record: _Record, seconds: float) -> None:
-        if record.demoted or self.threshold <= 0:
+    def _ran_in_pool(self, record: _Record, wall: float, cpu: float, others: int) -> None:
+        threshold = self.threshold
+        if record.demoted or threshold <= 0:
             return
-        if seconds >= self.threshold:
+        if cpu >= threshold or wall >= threshold * (1 + others):
             record.fast_runs = 0
             return
         record.fast_runs += 1
-        if record.fast_runs >= PROMOTE_AFTER:
-            record.inline = True
+        if record.fast_runs >= record.needed:
+            record.inline = record.trial = True
 
     def _ran_inline(self, callback_id: str, record: _Record, seconds: float) -> None:
+        if record.trial:
+            record.trial = False
+            if seconds >= self.threshold:
+                record.inline = False
+                record.fast_runs = 0
+                record.needed = min(record.needed * 2, MAX_EVIDENCE)
+            return
         if seconds <= self.threshold * SLOW_FACTOR:
             return
         record.inline = False
