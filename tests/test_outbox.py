@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import orjson
 import pytest
 
 from quartdash.wire import protocol
@@ -211,3 +212,20 @@ def test_an_owners_frames_keep_control_frames_and_events_apart() -> None:
     assert box.drain_entries() == [(b"ack", None, False, True),
                                    (b"response", None, False, False)]
     assert box._events is None and box.event_bytes == 0
+
+
+def test_a_backlog_goes_out_in_frames_of_a_mebibyte_at_most() -> None:
+    """A slow client's backlog is never one frame of everything (each copy on
+    the way to the socket would be the whole backlog); order is kept."""
+    from quartdash.wire.protocol import MAX_BATCH_BYTES, batches
+
+    messages = [orjson.dumps({"n": n, "pad": "x" * 16_000}) for n in range(200)]
+    frames = list(batches(messages))
+    assert len(frames) == 4  # 200 x ~16 KB in 1 MiB pieces
+    assert all(len(frame) <= MAX_BATCH_BYTES for frame in frames)
+    decoded = [message for frame in frames for message in orjson.loads(frame)]
+    assert [m["n"] for m in decoded] == list(range(200))
+    # One message over the limit goes alone; one message is no array.
+    huge = orjson.dumps({"big": "y" * (MAX_BATCH_BYTES + 10)})
+    assert list(batches([messages[0], huge, messages[1]])) == [messages[0], huge, messages[1]]
+    assert list(batches([])) == []

@@ -3,7 +3,7 @@
 Frames are encoded once, when produced, and queued in the
 :class:`~quartdash.wire.outbox.Outbox`; the sender sends whatever is ready
 as one frame (a JSON array when there are several), so a burst of pushes
-costs one send.
+costs one send (a frame per MiB for a backlog: ``protocol.MAX_BATCH_BYTES``).
 
 The sending task exists only while there is something to send: the outbox
 starts it when a frame arrives, and it ends after :data:`SENDER_IDLE`
@@ -31,10 +31,6 @@ from ..wire.replay import ReplayLog
 from ..wire.rules import SendStall
 
 __all__ = ["SENDER_IDLE", "Sender", "wait_ended"]
-
-# Messages per frame when replaying a backlog: one frame of everything could
-# be as large as the whole replay budget.
-REPLAY_BATCH = 256
 
 # Seconds without frames after which the sending task ends (the next frame
 # starts a new one). Longer than the gap between a steady pusher's frames,
@@ -113,8 +109,7 @@ class Sender:
         frames = self.log.since(after)
         if frames is None:
             return False
-        for start in range(0, len(frames), REPLAY_BATCH):
-            data = protocol.batch(frames[start:start + REPLAY_BATCH])
+        for data in protocol.batches(frames):
             await transport.send(data.decode())
             self.frames_sent += 1
             self.bytes_sent += len(data)
@@ -145,14 +140,14 @@ class Sender:
                         continue
                     return  # idle: the next frame starts a new task
                 frames = outbox.drain() if self.log is None else self._number(outbox)
-                data = protocol.batch(frames)
-                self._stall.send_started(loop.time())
-                if self._watchdog is None:
-                    self._arm(self._stall.timeout)
-                await send(data.decode())
-                self._stall.send_finished()
-                self.frames_sent += 1
-                self.bytes_sent += len(data)
+                for data in protocol.batches(frames):
+                    self._stall.send_started(loop.time())
+                    if self._watchdog is None:
+                        self._arm(self._stall.timeout)
+                    await send(data.decode())
+                    self._stall.send_finished()
+                    self.frames_sent += 1
+                    self.bytes_sent += len(data)
         finally:
             # No await between the last look at the outbox and here: a frame
             # queued after it finds no task and starts one.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -629,8 +630,26 @@ def ack_frame(seq: int) -> bytes:
     return b'{"type":"ack","payload":{"seq":%d}}' % seq
 
 
+MAX_BATCH_BYTES = 1_048_576
+"""Bytes of messages joined into one outbound frame at most (a larger single
+message goes alone): a slow client's whole backlog is never one frame, which
+would be copied several times on its way to the socket."""
+
+
 def batch(frames: list[bytes]) -> bytes:
     """Join ready frames into one array frame, without re-encoding them."""
     if len(frames) == 1:
         return frames[0]
     return b"[" + b",".join(frames) + b"]"
+
+
+def batches(frames: list[bytes], limit: int = MAX_BATCH_BYTES) -> Iterator[bytes]:
+    """:func:`batch` in pieces of about ``limit`` bytes at most, in order."""
+    start, size = 0, 0
+    for end, frame in enumerate(frames):
+        if size and size + len(frame) > limit:
+            yield batch(frames[start:end])
+            start, size = end, 0
+        size += len(frame) + 1
+    if start < len(frames):
+        yield batch(frames[start:])
