@@ -86,8 +86,8 @@ class WebSocketConfig:
     """``inline_threshold``: seconds. A plain ``def`` HTTP callback whose last 16 runs in
     the thread pool each took less than this (in CPU time, and in wall time allowing
     for the other runs that competed for the GIL) gets a trial run on the event loop;
-    under this there too, it stays (a thread hop costs more than such a callback); a
-    later run there over ten times this sends it back to the pool for good, with a
+    under this there too, it stays (a thread hop costs more than such a callback); two
+    runs in a row there over ten times this send it back to the pool for good, with a
     warning. 0: always the pool (docs/deployment.md, quartdash/hosting/inline.py)."""
 
     @staticmethod

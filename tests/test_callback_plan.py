@@ -351,6 +351,11 @@ async def test_a_fast_callback_earns_the_loop_and_a_slow_one_loses_it(
 
     with caplog.at_level(logging.WARNING, logger="quartdash"):
         await policy.run("cb", lambda: time.sleep(0.01 * SLOW_FACTOR * 1.5))
+        assert policy.runs_inline("cb")  # once may be the garbage collector
+        await policy.run("cb", threading.get_ident)
+        await policy.run("cb", lambda: time.sleep(0.01 * SLOW_FACTOR * 1.5))
+        assert policy.runs_inline("cb")  # not twice in a row
+        await policy.run("cb", lambda: time.sleep(0.01 * SLOW_FACTOR * 1.5))
     assert not policy.runs_inline("cb")
     assert "held the event loop" in caplog.text
     for _ in range(PROMOTE_AFTER * 2):  # demoted for good
@@ -431,3 +436,31 @@ async def test_a_callback_that_waits_on_io_loses_its_trial_and_waits_longer() ->
     for _ in range(PROMOTE_AFTER):
         await policy.run("cb", io)
     assert policy._records["cb"].fast_runs == 0
+
+
+async def test_runs_on_the_loop_slowed_by_pool_threads_do_not_send_it_back() -> None:
+    """Once on the loop, a 1 ms callback's runs may take far longer in wall
+    time while pool threads (other callbacks, or its own runs from before
+    the promotion) take the GIL from the loop: judged by CPU time then, it
+    stays on the loop."""
+    policy = InlinePolicy(0.005, ThreadPoolExecutor(8))
+    assert await rounds_until_inline(policy, lambda: compute(0.001), concurrent=8,
+                                     rounds=20) is not None
+    await policy.run("cb", lambda: compute(0.001))  # the trial, alone
+    assert policy.runs_inline("cb")
+
+    walls = []
+
+    def timed_inline() -> None:
+        start = time.perf_counter()
+        compute(0.001)
+        walls.append(time.perf_counter() - start)
+
+    others = [asyncio.ensure_future(policy.run("other", lambda: compute(0.02)))
+              for _ in range(8)]
+    await asyncio.sleep(0.005)  # the pool threads are computing
+    for _ in range(5):
+        await policy.run("cb", timed_inline)
+    await asyncio.gather(*others)
+    assert max(walls) > 0.005 * SLOW_FACTOR, walls  # the wall time alone would demote it
+    assert policy.runs_inline("cb") and not policy._records["cb"].demoted

@@ -11,15 +11,17 @@ loop:
    wall time, allowing one threshold more for each other pool run that
    competed with it for the GIL: under load a 1 ms figure can take 10 ms of
    wall time in a thread, waiting for the GIL, not for I/O.
-2. After :data:`PROMOTE_AFTER` fast runs in a row its next run is a trial on
-   the loop, where GIL waits are rare (the interpreter switches threads
-   every 5 ms): under the threshold in wall time, it stays there. Over it
-   (it waits on I/O, or was unlucky), it goes back to the pool and needs
-   twice as many fast runs before the next trial (:data:`MAX_EVIDENCE` at
-   most): a callback that waits on I/O holds the loop for one run per trial
-   only, ever rarer.
-3. A later run on the loop that takes over :data:`SLOW_FACTOR` times the
-   threshold sends it back to the pool for good, with one warning.
+2. After :data:`PROMOTE_AFTER` fast runs in a row it gets a trial on the
+   loop: its first run there while no pool run is going (when pool threads
+   may take the GIL from the loop, only its CPU time is judged). Under the
+   threshold in wall time, it stays. Over it (it waits on I/O, or was
+   unlucky), it goes back to the pool and needs twice as many fast runs
+   before the next trial (:data:`MAX_EVIDENCE` at most): a callback that
+   waits on I/O holds the loop for one run per trial only, ever rarer.
+3. Two runs in a row on the loop that take over :data:`SLOW_FACTOR` times
+   the threshold (CPU time while pool runs are going, else wall time) send
+   it back to the pool for good, with one warning. (One is not enough: the
+   garbage collector's full pass may land in any run.)
 """
 
 from __future__ import annotations
@@ -42,13 +44,14 @@ SLOW_FACTOR = 10
 
 
 class _Record:
-    __slots__ = ("demoted", "fast_runs", "inline", "needed", "trial")
+    __slots__ = ("demoted", "fast_runs", "inline", "needed", "slow", "trial")
 
     def __init__(self) -> None:
         self.fast_runs = 0
         self.needed = PROMOTE_AFTER  # fast runs before the next trial
         self.inline = False
         self.trial = False  # the next run on the loop decides
+        self.slow = False  # its last run on the loop was over SLOW_FACTOR x threshold
         self.demoted = False
 
 
@@ -69,11 +72,16 @@ class InlinePolicy:
     def run_inline(self, callback_id: str, call: Callable[[], Any]) -> Any:
         """``call()`` on the loop, for a callback that :meth:`runs_inline`."""
         record = self._records[callback_id]
-        start = time.perf_counter()
+        contended = self._in_pool > 0
+        start, cpu = time.perf_counter(), time.thread_time()
         try:
             return call()
         finally:
-            self._ran_inline(callback_id, record, time.perf_counter() - start)
+            # With pool runs going, their threads may take the GIL from the
+            # loop meanwhile: the wall time then says little about this callback.
+            contended = contended or self._in_pool > 0
+            self._ran_inline(callback_id, record, time.perf_counter() - start,
+                             time.thread_time() - cpu, contended)
 
     async def run(self, callback_id: str, call: Callable[[], Any]) -> Any:
         """``call()`` where this callback runs now; its result or its exception."""
@@ -104,8 +112,8 @@ class InlinePolicy:
 
     def _ran_in_pool(self, record: _Record, wall: float, cpu: float, others: int) -> None:
         threshold = self.threshold
-        if record.demoted or threshold <= 0:
-            return
+        if record.demoted or record.inline or threshold <= 0:
+            return  # (a run that started before the callback went to the loop)
         if cpu >= threshold or wall >= threshold * (1 + others):
             record.fast_runs = 0
             return
@@ -113,15 +121,25 @@ class InlinePolicy:
         if record.fast_runs >= record.needed:
             record.inline = record.trial = True
 
-    def _ran_inline(self, callback_id: str, record: _Record, seconds: float) -> None:
+    def _ran_inline(self, callback_id: str, record: _Record, wall: float, cpu: float,
+                    contended: bool) -> None:
+        held = cpu if contended else wall
         if record.trial:
-            record.trial = False
-            if seconds >= self.threshold:
-                record.inline = False
+            if held >= self.threshold:
+                record.trial = record.inline = False
                 record.fast_runs = 0
                 record.needed = min(record.needed * 2, MAX_EVIDENCE)
+            elif not contended:
+                record.trial = False  # passed; a contended run decides nothing
             return
+        seconds = held
         if seconds <= self.threshold * SLOW_FACTOR:
+            record.slow = False
+            return
+        if not record.slow:
+            # One slow run may be the collector's full pass (50 ms on a large
+            # heap, measured): the callback is judged on its next run too.
+            record.slow = True
             return
         record.inline = False
         record.demoted = True
