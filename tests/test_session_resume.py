@@ -102,3 +102,38 @@ async def test_a_takeover_finishes_when_the_server_cancels_the_old_handler_again
     assert session.state is State.OPEN and session._expiry is None
     resuming.cancel()
     await asyncio.gather(resuming, serving, return_exceptions=True)
+
+
+class SwallowingTransport(FakeTransport):
+    """A send that swallows the cancel it gets (as a library on the send path
+    may), then returns as if it had sent."""
+
+    async def send(self, text: str) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.sent.append({"swallowed": text})
+
+
+async def test_a_paused_senders_task_that_missed_its_cancel_sends_nothing_more() -> None:
+    """The sender was paused (its session detached) while its task was stuck
+    in a send that swallowed the cancel: that task lives on, but what is
+    queued afterwards goes to the next transport, not to the dead one."""
+    from quartdash.session.sender import Sender
+
+    loop = asyncio.get_running_loop()
+    sender = Sender(WebSocketConfig(), loop, lambda reason: None)
+    old, new = SwallowingTransport(), FakeTransport()
+    sender.start(old)
+    sender.outbox.push(b'{"n":1}')
+    await until(lambda: sender._task is not None)
+    await asyncio.sleep(0.01)  # stuck in old.send
+    stuck = sender.pause()
+    sender.outbox.push(b'{"n":2}')  # queued while detached
+    await asyncio.sleep(0.01)  # the stuck task swallows its cancel and carries on
+    sender.start(new)
+    await new.wait_for(lambda m: m.get("n") == 2)
+    await asyncio.sleep(0.01)
+    assert old.sent == [{"swallowed": '{"n":1}'}] and new.sent == [{"n": 2}]
+    assert stuck is not None and stuck.done()
+    await sender.stop()

@@ -133,12 +133,18 @@ class Sender:
         # lone frame after a quiet stretch (a heartbeat's ack) ends its task
         # at once instead of keeping a future and a timer for SENDER_IDLE.
         steady = loop.time() - self._ended_at < SENDER_IDLE
+        me = asyncio.current_task()
         try:
             while not outbox.closed:
                 if not len(outbox):
                     if steady and (await self._idle() or len(outbox)):
                         continue
                     return  # idle: the next frame starts a new task
+                if self._task is not me:
+                    # Paused (detached, or taken over): the cancel may not have
+                    # reached us (a library on the send path can swallow one),
+                    # and what waits now belongs to the next transport's task.
+                    return
                 frames = outbox.drain() if self.log is None else self._number(outbox)
                 for data in protocol.batches(frames):
                     self._stall.send_started(loop.time())
@@ -151,7 +157,7 @@ class Sender:
         finally:
             # No await between the last look at the outbox and here: a frame
             # queued after it finds no task and starts one.
-            if self._task is asyncio.current_task():
+            if self._task is me:
                 self._task = None
                 self._ended_at = loop.time()
                 self._end_idle_timer()
