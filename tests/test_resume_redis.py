@@ -21,6 +21,7 @@ from quartdash.testing import DashClient
 from tests.helpers import connect_placed, from_every_worker
 from tests.helpers.proxy import FaultProxy
 from tests.test_resume import appended, exactly_counting
+from tests.test_session import FakeTransport, until
 
 pytestmark = pytest.mark.redis
 
@@ -155,24 +156,6 @@ class _Registry:
         return self.session, None
 
 
-class _Client:
-    """The relaying worker's end of the client's socket."""
-
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-        self.closed_with: tuple[int, str] | None = None
-
-    async def receive(self) -> str:
-        await asyncio.Event().wait()  # the client says nothing
-        raise AssertionError("unreachable")
-
-    async def send(self, text: str) -> None:
-        self.sent.append(text)
-
-    async def close(self, code: int, reason: str) -> None:
-        self.closed_with = (code, reason)
-
-
 async def test_a_busy_holder_that_answered_attaching_gets_its_time(
         redis_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two workers' relays on one real Redis: the holder needs longer than
@@ -189,20 +172,65 @@ async def test_a_busy_holder_that_answered_attaching_gets_its_time(
         await holder.start()
         await other.start()
         await holder.announce("token-1")
-        client = _Client()
+        client = FakeTransport()  # the relaying worker's end of the client's socket
         assert await other.relay("app", "token-1", 0, "binding", client) is None
         # Every frame, in order: the first one read is not put behind the others.
-        assert (client.sent, client.closed_with) == (_BusyHolderSession.FRAMES, (1000, "done"))
+        assert client.sent == [orjson.loads(frame) for frame in _BusyHolderSession.FRAMES]
+        assert client.closed_with == (1000, "done")
         assert other.stats["relayed_out"] == 1 and other.stats["unreachable"] == 0
 
         holder.apps.clear()  # a holder that hears the attach but never answers
-        silent = _Client()
+        silent = FakeTransport()
         holder._on_message = lambda message: None  # type: ignore[method-assign]
         assert await other.relay("app", "token-1", 0, "binding", silent) == "unreachable"
         assert other.stats["unreachable"] == 1
     finally:
-        for relay in (holder, other):
-            if relay._reader is not None:
-                relay._reader.cancel()
-                await asyncio.gather(relay._reader, return_exceptions=True)
-            await relay._redis.aclose()
+        await _close_relays(holder, other)
+
+
+class _ListeningSession:
+    """A session resumed on a relayed link that only reads from it."""
+
+    def __init__(self) -> None:
+        self.ended: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    async def resume(self, link: Any, last_seq: int) -> None:
+        try:
+            await link.receive()
+        except ConnectionError as error:
+            self.ended.set_result(error)
+            raise
+
+
+async def test_a_client_gone_right_behind_its_attach_reaches_the_session(
+        redis_server: Any) -> None:
+    """The relaying worker gave up (its client left, or it timed out) and said
+    ``gone`` just after ``attach``: a busy holder reads both in one burst,
+    before it starts serving the attach. The session it resumes on that
+    link must learn the client is gone, not wait on a dead link."""
+    from quartdash.broadcast import relay as relay_module
+
+    holder = relay_module.RedisRelay(redis_server.url, "qd-test")
+    try:
+        session = _ListeningSession()
+        holder.apps["app"] = _Registry(session)  # type: ignore[assignment]
+        await holder.start()
+        attach = {"op": "attach", "conn": "c1", "reply": "qd-test:nobody", "app": "app",
+                  "token": "t", "lastSeq": 0, "binding": "b"}
+        holder._on_message(attach)
+        holder._on_message({"op": "gone", "conn": "c1"})
+        error = await asyncio.wait_for(session.ended, timeout=3)
+        assert "went away" in str(error)
+        await until(lambda: "c1" not in holder._links)
+    finally:
+        await _close_relays(holder)
+
+
+async def _close_relays(*relays: Any) -> None:
+    """Stop relays made by a test: their listening task, their Redis client."""
+    for relay in relays:
+        if relay._reader is not None:
+            relay._reader.cancel()
+            await asyncio.gather(relay._reader, return_exceptions=True)
+        await relay._redis.aclose()
+

@@ -144,7 +144,10 @@ class RedisRelay:
     def _on_message(self, message: dict[str, Any]) -> None:
         op, conn = message.get("op"), str(message.get("conn", ""))
         if op == "attach":
-            self._spawn(self._serve_attach(message))
+            # The link exists from the moment the attach is read: a `gone`
+            # right behind it (a client that gave up) must find it.
+            link = self._links[conn] = RelayTransport(self, conn, str(message["reply"]))
+            self._spawn(self._serve_attach(message, link))
         elif op in ("frame", "gone") and conn in self._links:
             self._links[conn].deliver(message["text"] if op == "frame" else _GONE)
         elif op in ("attaching", "frame", "close", "lost") and conn in self._waiting:
@@ -161,18 +164,17 @@ class RedisRelay:
 
     # -- holding a session: serve an attach from another worker ---------------------------
 
-    async def _serve_attach(self, message: dict[str, Any]) -> None:
+    async def _serve_attach(self, message: dict[str, Any], link: RelayTransport) -> None:
         conn, reply = str(message["conn"]), str(message["reply"])
-        registry = self.apps.get(str(message.get("app")))
-        session, reason = (None, LostReason.UNKNOWN) if registry is None else registry.find(
-            str(message["token"]), str(message["binding"]))
-        if session is None:
-            await self.publish(reply, {"op": "lost", "conn": conn, "reason": reason.value})
-            return
-        await self.publish(reply, {"op": "attaching", "conn": conn})
-        link = self._links[conn] = RelayTransport(self, conn, reply)
-        self.stats["attached_here"] += 1
         try:
+            registry = self.apps.get(str(message.get("app")))
+            session, reason = (None, LostReason.UNKNOWN) if registry is None else registry.find(
+                str(message["token"]), str(message["binding"]))
+            if session is None:
+                await self.publish(reply, {"op": "lost", "conn": conn, "reason": reason.value})
+                return
+            await self.publish(reply, {"op": "attaching", "conn": conn})
+            self.stats["attached_here"] += 1
             lost = await session.resume(link, int(message["lastSeq"]))
             if lost is not None:
                 await self.publish(reply, {"op": "lost", "conn": conn, "reason": lost.value})
