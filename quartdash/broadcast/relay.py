@@ -15,7 +15,7 @@ stays where it is and the new worker relays:
   any other, and never knows.
 * a holder that does not answer within ``ATTACH_TIMEOUT`` (crashed, stopped)
   is reported as ``unreachable``: loss is always signalled. A holder that
-  answers ``attaching`` is alive and gets ``RESUME_TIMEOUT`` more to take the
+  answers ``attaching`` is alive and gets ``ATTACHING_TIMEOUT`` more to take the
   session off its old socket (which it may not have seen die yet).
 
 Enabled when the broadcast URL is ``redis://`` (QUARTDASH_BROADCAST_URL or
@@ -45,8 +45,9 @@ log = logging.getLogger("quartdash.relay")
 
 ATTACH_TIMEOUT = 3.0
 """Seconds the holder of a session has to answer an ``attach``."""
-RESUME_TIMEOUT = 10.0
-"""Seconds a holder that answered ``attaching`` has to resume the session."""
+ATTACHING_TIMEOUT = 10.0
+"""Seconds a holder that answered ``attaching`` has to resume the session
+(not ``websocket_resume_timeout``, the window a detached session waits)."""
 DIRECTORY_TTL = 24 * 3600
 """Seconds a token stays in the directory without being renewed."""
 MAX_QUEUED = 1000
@@ -202,7 +203,7 @@ class RedisRelay:
                 async with asyncio.timeout(ATTACH_TIMEOUT):
                     first = await queue.get()
                 if first["op"] == "attaching":
-                    async with asyncio.timeout(RESUME_TIMEOUT):
+                    async with asyncio.timeout(ATTACHING_TIMEOUT):
                         first = await queue.get()
             except TimeoutError:
                 self.stats["unreachable"] += 1

@@ -132,8 +132,7 @@ class InlinePolicy:
             elif not contended:
                 record.trial = False  # passed; a contended run decides nothing
             return
-        seconds = held
-        if seconds <= self.threshold * SLOW_FACTOR:
+        if held <= self.threshold * SLOW_FACTOR:
             record.slow = False
             return
         if not record.slow:
@@ -145,4 +144,4 @@ class InlinePolicy:
         record.demoted = True
         log.warning("callback %s held the event loop for %.1f ms; it runs in the thread "
                     "pool from now on (inline_threshold=%g s)",
-                    callback_id, seconds * 1000, self.threshold)
+                    callback_id, held * 1000, self.threshold)
